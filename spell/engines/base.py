@@ -1,0 +1,65 @@
+"""The interface every rollout engine implements.
+
+Prompts reach an engine as token ids: the caller applies the chat template once, so both engines
+see exactly the same tokens and the trainer can recompute log-probabilities on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 4096
+    seed: int | None = None
+    # A JSON schema the completion must follow (structured role outputs); None = free text.
+    json_schema: dict[str, Any] | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    # Log-probability of each sampled token under the policy's own distribution (before any
+    # grammar mask), one per token id.
+    logprobs: list[float]
+    finish_reason: str  # "stop" (EOS / stop token) or "length" (hit max_new_tokens)
+    prompt_tokens: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+class RolloutEngine(Protocol):
+    """Generates completions for the policy's current weights."""
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        """For each prompt (token ids) return `n` completions, in prompt order."""
+        ...
+
+    def sync_weights(self, state_dict: dict[str, Any]) -> None:
+        """Make the engine sample from these weights (called after every optimizer step)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class EngineStats:
+    """Counters an engine keeps so the step can report throughput."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)

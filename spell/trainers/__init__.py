@@ -1,0 +1,1 @@
+"""Policy trainers: plain torch and DeepSpeed, behind one interface."""
