@@ -1,0 +1,752 @@
+"""Run configuration: one typed dataclass tree holding every knob of SPELL (see SPELL.md).
+
+The defaults are the paper's setting (`preset("paper-7b")` equals `RunConfig()`); `cpu-demo` is the
+small preset for SmolLM2-135M on a CPU. Every field carries a help string (and, for enumerated
+strings, its allowed choices) in its metadata, so the web form can render each knob from
+`describe_fields()`.
+
+    cfg = load_config("run.toml")              # a file may say preset = "cpu-demo" and override fields
+    cfg = with_overrides(cfg, {"selfplay.group_size": 4})
+    cfg.validate(model_max_positions=8192)     # raises ConfigError("field", "reason")
+    RunConfig.from_dict(cfg.to_dict()) == cfg  # JSON-safe round trip
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+TASKS: tuple[str, ...] = ("doc_general_qa", "doc_mc", "docmath_qa")
+PRESETS: tuple[str, ...] = ("paper-7b", "cpu-demo")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value: `field` is the dotted name, `reason` says what is wrong."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        # Every error found, when this one is raised on behalf of several (see RunConfig.validate).
+        self.errors: list[ConfigError] = [self]
+        super().__init__(f"{field}: {reason}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigError) and (self.field, self.reason) == (
+            other.field,
+            other.reason,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.field, self.reason))
+
+
+def knob(default: Any, help: str, *, choices: Iterable[Any] | None = None) -> Any:
+    """A dataclass field with its help text (and allowed choices) in the metadata."""
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return field(default_factory=lambda: copy.deepcopy(value), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelConfig:
+    path: str = knob(
+        "var/models/Qwen2.5-7B-Instruct", "Local Hugging Face model folder (weights + tokenizer)."
+    )
+    max_positions: int | None = knob(
+        None, "Maximum positions of the model; empty = read from the model's config by the engine."
+    )
+    dtype: str = knob(
+        "bfloat16",
+        "Weight / compute dtype; auto = the dtype stored in the model folder.",
+        choices=("auto", "float32", "bfloat16"),
+    )
+    trust_remote_code: bool = knob(False, "Allow custom model code shipped in the model folder.")
+    gradient_checkpointing: bool = knob(
+        True, "Recompute activations in backward (less memory, ~30% slower)."
+    )
+
+
+@dataclass
+class TasksConfig:
+    mix: dict[str, float] = knob(
+        {"doc_general_qa": 1.0, "doc_mc": 1.0, "docmath_qa": 1.0},
+        "Relative weight of each task type (paper: equal shares). docmath_qa only draws from "
+        "numeric clusters.",
+    )
+    docs_per_question: int = knob(
+        5, "m: documents sampled from a cluster for a question without memory (paper: 5)."
+    )
+
+
+@dataclass
+class SelfPlayConfig:
+    questions_per_task: int = knob(
+        64, "Questioner prompts per task in one generation batch."
+    )
+    group_size: int = knob(8, "G: responder rollouts per question (paper: 8).")
+    verifier_samples: int = knob(8, "Verifier judgments per responder rollout (paper: 8).")
+    batch_groups: int = knob(
+        128, "B: responder groups with varying rewards to collect for one update (paper: 128)."
+    )
+    max_generation_batches: int = knob(
+        10, "At most this many generation batches per step while collecting B groups (paper: 10)."
+    )
+    verifier_share: float = knob(
+        0.125, "Share of eligible verifier groups put into the update batch (paper: 12.5%)."
+    )
+    bad_questioner_ratio: float = knob(
+        1.0,
+        "Bad questioner samples (format / ungrounded / zero variance) per good one in the update "
+        "batch, stratified by task (paper: as many bad as good).",
+    )
+    qa_answer_max_tokens: int = knob(
+        40, "General-QA reference answers longer than this many tokens are dropped."
+    )
+    grounding_threshold: float = knob(
+        0.1,
+        "A question answered without documents with rule score >= this is ungrounded (-0.5).",
+    )
+    grounding_enabled: bool = knob(True, "Run the grounding filter (answer with 'Empty' docs).")
+    verifier_enabled: bool = knob(
+        True, "Use the verifier (off: responder reward = rule score; paper ablation)."
+    )
+    train_questioner: bool = knob(
+        True, "Update the questioner role (off: paper ablation 'no questioner update')."
+    )
+
+
+@dataclass
+class RewardsConfig:
+    questioner_mode: str = knob(
+        "gaussian",
+        "Questioner reward for 0<rbar<1: gaussian exp(-(rbar-0.5)^2/2sigma^2) (paper), reverse "
+        "1-rbar, rzero 1-2|rbar-0.5|.",
+        choices=("gaussian", "reverse", "rzero"),
+    )
+    sigma: float = knob(1 / 6, "Width of the gaussian questioner reward (paper: 0.5/3).")
+    verifier_eligibility: str = knob(
+        "maj_cons",
+        "Verifier groups trained on: maj_cons = valid majority, not unanimous, and equal to the "
+        "rule score (paper); maj = without the consistency check (ablation).",
+        choices=("maj_cons", "maj"),
+    )
+    majority: str = knob(
+        "paper",
+        "Verifier majority: paper = YES votes > G/2; release = the mode, -1 when the mode is a "
+        "format error.",
+        choices=("paper", "release"),
+    )
+    agreement_min: float = knob(
+        0.51, "Least share of valid judgments agreeing with the majority for eligibility."
+    )
+    agreement_max: float = knob(
+        0.99, "Largest share agreeing for eligibility (unanimous groups carry no signal)."
+    )
+    ungrounded_penalty: float = knob(-0.5, "Questioner reward of an ungrounded question.")
+    format_penalty: float = knob(-1.0, "Questioner reward of an unparsable / invalid record.")
+
+
+@dataclass
+class MemoryConfig:
+    enabled: bool = knob(True, "History memory per (task, cluster) (off: paper ablation).")
+    depth: int = knob(3, "L: remembered questions per (task, cluster), FIFO (paper: 3).")
+    admission: str = knob(
+        "paper",
+        "When a question enters memory: paper = its questioner reward > 0; release = fresh and "
+        "0.01 <= rbar <= 1.",
+        choices=("paper", "release"),
+    )
+    new_docs_per_round: int = knob(
+        5, "New cluster documents added to the remembered ones for each follow-up question."
+    )
+
+
+@dataclass
+class LengthCurriculumConfig:
+    enabled: bool = knob(True, "Grow the maximum context over stages.")
+    stages: list[int] = knob(
+        [4096, 8192, 16384], "Maximum context (tokens) of each stage, increasing."
+    )
+    promote_accuracy: float = knob(
+        0.6, "Move to the next stage when the responder's rolling accuracy reaches this."
+    )
+    window: int = knob(5, "Steps in the rolling responder accuracy.")
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = knob(0.7, "Sampling temperature for every role (paper: 0.7).")
+    top_p: float = knob(0.95, "Nucleus sampling for every role (paper: 0.95).")
+    max_response_tokens: int = knob(
+        4096, "Longest completion of any role (paper: 4,096; 20K for thinking models)."
+    )
+    max_prompt_tokens: int = knob(18432, "Longest prompt (paper: about 18K).")
+
+
+@dataclass
+class StructuredConfig:
+    questioner: bool = knob(
+        False, "Decode the questioner's record under a JSON schema (for small models)."
+    )
+    verifier: bool = knob(
+        False, "Decode the verifier's decision under a JSON schema (for small models)."
+    )
+
+
+@dataclass
+class OptimConfig:
+    lr: float = knob(2e-6, "AdamW learning rate (paper: 2e-6).")
+    weight_decay: float = knob(0.01, "AdamW weight decay (paper: 0.01).")
+    grad_clip: float = knob(1.0, "Gradient norm clip (paper: 1.0); 0 = off.")
+    betas: tuple[float, float] = knob((0.9, 0.999), "AdamW betas.")
+    eps: float = knob(1e-8, "AdamW epsilon.")
+    schedule: str = knob(
+        "constant",
+        "Learning-rate schedule (paper: constant).",
+        choices=("constant", "linear", "cosine"),
+    )
+    warmup_steps: int = knob(0, "Linear warm-up steps before the schedule.")
+
+
+@dataclass
+class LossConfig:
+    clip: float = knob(0.2, "PPO ratio clip epsilon (paper: 0.2).")
+    aggregation: str = knob(
+        "token-mean",
+        "token-mean: mean over all tokens of the batch (paper); seq-mean: mean per sequence, "
+        "then over sequences.",
+        choices=("token-mean", "seq-mean"),
+    )
+    kl_coef: float = knob(0.0, "KL penalty to the reference model (paper: 0 = no reference).")
+    kl_estimator: str = knob(
+        "k3", "KL estimator (k3: exp(r)-1-r, unbiased and >= 0).", choices=("k1", "k2", "k3")
+    )
+    entropy_coef: float = knob(0.0, "Entropy bonus coefficient (paper: 0).")
+
+
+@dataclass
+class TrainerConfig:
+    backend: str = knob(
+        "deepspeed", "Training backend.", choices=("torch", "deepspeed")
+    )
+    zero_stage: int = knob(3, "DeepSpeed ZeRO stage (0-3).")
+    device: str = knob("cuda", "Where the trainer runs.", choices=("cpu", "cuda"))
+    num_gpus: int = knob(8, "GPUs on the node used by the run (0 on CPU; paper: 8 x A100-80G).")
+    micro_batch_tokens: int = knob(
+        32768, "Token budget of one micro-batch (sequences packed up to it)."
+    )
+    logprob_chunk_tokens: int = knob(
+        1024, "Positions per chunk when computing log-probabilities (bounds logits memory)."
+    )
+
+
+@dataclass
+class EngineConfig:
+    name: str = knob("vllm", "Rollout engine.", choices=("hf", "vllm"))
+    tensor_parallel: int = knob(1, "vLLM tensor-parallel size.")
+    prefix_caching: bool = knob(True, "Reuse the KV cache of shared prompt prefixes.")
+    sleep_mode: bool = knob(False, "vLLM sleep mode: free GPU memory while training.")
+    gpu_memory_utilization: float = knob(0.6, "Share of GPU memory vLLM may take.")
+
+
+@dataclass
+class EvalConfig:
+    every_steps: int = knob(10, "Evaluate every this many steps (0 = never; paper: 10).")
+    sets: list[str] = knob([], "Evaluation sets (paths or registered names).")
+    samples: int = knob(8, "k: samples per question (mean@k and pass@k; paper: 8).")
+    max_input_tokens: int = knob(
+        16384, "Inputs longer than this are truncated in the middle (paper: 16K and 100K)."
+    )
+    at_start: bool = knob(True, "Evaluate at step 0 (the baseline).")
+    judge: bool = knob(False, "Score QA by max(cover-EM, judge) with the verifier prompt.")
+    judge_model_path: str = knob("", "Judge model folder (empty = the policy itself).")
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: int = knob(10, "Checkpoint every this many steps (0 = only at the end).")
+    keep_last: int = knob(2, "Checkpoints kept, newest first.")
+    keep_best: bool = knob(True, "Also keep the checkpoint with the best evaluation mean.")
+
+
+@dataclass
+class RunOptions:
+    steps: int = knob(70, "Optimizer steps of the run (paper: about 70).")
+    seed: int = knob(1234, "Seed of every random choice of the run.")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    length_curriculum: LengthCurriculumConfig = field(default_factory=LengthCurriculumConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    structured: StructuredConfig = field(default_factory=StructuredConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    run: RunOptions = field(default_factory=RunOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe dict (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for sec in fields(self):
+            section = getattr(self, sec.name)
+            out[sec.name] = {f.name: _jsonable(getattr(section, f.name)) for f in fields(section)}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base: RunConfig | None = None) -> RunConfig:
+        """Build a config from a (possibly partial) nested dict over `base` (default: defaults).
+
+        Unknown sections or keys and values of the wrong type raise ConfigError naming the field.
+        Values are type-checked, not range-checked: call validate() for that.
+        """
+        cfg = copy.deepcopy(base) if base is not None else cls()
+        errors: list[ConfigError] = []
+        if not isinstance(data, Mapping):
+            raise ConfigError("<root>", "expected a table / object of sections")
+        sections = {f.name for f in fields(cls)}
+        for sec_name, sec_data in data.items():
+            if sec_name not in sections:
+                errors.append(ConfigError(str(sec_name), "unknown section"))
+                continue
+            if not isinstance(sec_data, Mapping):
+                errors.append(ConfigError(sec_name, "expected a table / object of fields"))
+                continue
+            for key, value in sec_data.items():
+                try:
+                    _set_field(cfg, f"{sec_name}.{key}", value)
+                except ConfigError as exc:
+                    errors.append(exc)
+        _raise_all(errors)
+        return cfg
+
+    def validate(self, model_max_positions: int | None = None) -> RunConfig:
+        """Raise ConfigError for the first bad value (all of them in `.errors`); return self."""
+        _raise_all(validate(self, model_max_positions))
+        return self
+
+    def get(self, dotted: str) -> Any:
+        sec, key = _split(dotted)
+        return getattr(getattr(self, sec), key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets, loading, overrides
+# ---------------------------------------------------------------------------------------------
+
+
+def preset(name: str) -> RunConfig:
+    """`paper-7b` (the paper's setting, 16K context) or `cpu-demo` (SmolLM2-135M on a CPU)."""
+    if name == "paper-7b":
+        return RunConfig()
+    if name == "cpu-demo":
+        return with_overrides(
+            RunConfig(),
+            {
+                "model.path": "var/models/SmolLM2-135M-Instruct",
+                "model.dtype": "float32",
+                "model.gradient_checkpointing": False,
+                "tasks.docs_per_question": 3,
+                "selfplay.questions_per_task": 2,
+                "selfplay.group_size": 4,
+                "selfplay.verifier_samples": 4,
+                "selfplay.batch_groups": 4,
+                "selfplay.max_generation_batches": 2,
+                "selfplay.verifier_share": 0.5,
+                "memory.new_docs_per_round": 2,
+                "length_curriculum.stages": [1024, 2048],
+                "sampling.max_response_tokens": 256,
+                "sampling.max_prompt_tokens": 3072,
+                "structured.questioner": True,
+                "structured.verifier": True,
+                "optim.lr": 1e-6,
+                "trainer.backend": "torch",
+                "trainer.zero_stage": 0,
+                "trainer.device": "cpu",
+                "trainer.num_gpus": 0,
+                "trainer.micro_batch_tokens": 8192,
+                "trainer.logprob_chunk_tokens": 512,
+                "engine.name": "hf",
+                "engine.prefix_caching": True,
+                "eval.every_steps": 5,
+                "eval.samples": 2,
+                "eval.max_input_tokens": 2048,
+                "checkpoint.every_steps": 5,
+                "run.steps": 20,
+            },
+        )
+    raise ConfigError("preset", f"unknown preset {name!r} (choices: {', '.join(PRESETS)})")
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a TOML or JSON file: sections of fields, optionally `preset = "cpu-demo"` on top.
+
+    Raises ConfigError (field "<file>" for unreadable files) on any problem; the result is not
+    range-validated (call `.validate()`).
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError("<file>", f"cannot read {p}: {exc.strerror or exc}") from None
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError / JSONDecodeError
+        raise ConfigError("<file>", f"{p.name} is not valid {p.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+    return config_from_mapping(data)
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> RunConfig:
+    """A loaded file's content: optional top-level `preset`, then sections overriding it."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("<root>", "expected a table / object of sections")
+    data = dict(data)
+    name = data.pop("preset", None)
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("preset", "expected a preset name")
+    base = preset(name) if name else RunConfig()
+    return RunConfig.from_dict(data, base=base)
+
+
+def with_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """A copy of `cfg` with dotted fields replaced: {"selfplay.group_size": 4}."""
+    out = copy.deepcopy(cfg)
+    errors: list[ConfigError] = []
+    for dotted, value in overrides.items():
+        try:
+            _set_field(out, dotted, value)
+        except ConfigError as exc:
+            errors.append(exc)
+    _raise_all(errors)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Field descriptions (for the web form)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    name: str  # dotted: "selfplay.group_size"
+    section: str
+    key: str
+    type: str  # "int", "float", "bool", "str", "int | None", "list[int]", ...
+    default: Any  # JSON-safe
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "section": self.section,
+            "key": self.key,
+            "type": self.type,
+            "default": self.default,
+            "help": self.help,
+            "choices": list(self.choices) if self.choices is not None else None,
+        }
+
+
+def describe_fields(cfg: RunConfig | None = None) -> dict[str, FieldInfo]:
+    """Every knob by dotted name, in section order. `default` comes from `cfg` when given."""
+    cfg = cfg if cfg is not None else RunConfig()
+    out: dict[str, FieldInfo] = {}
+    for sec in fields(RunConfig):
+        section = getattr(cfg, sec.name)
+        for f in fields(section):
+            name = f"{sec.name}.{f.name}"
+            out[name] = FieldInfo(
+                name=name,
+                section=sec.name,
+                key=f.name,
+                type=_type_name(f),
+                default=_jsonable(getattr(section, f.name)),
+                help=f.metadata.get("help", ""),
+                choices=f.metadata.get("choices"),
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[ConfigError]:
+    """Every bad value of `cfg`, each as ConfigError(dotted field, reason); [] when all is well.
+
+    `model_max_positions` is the model's limit when known (the config's `model.max_positions`
+    wins when set); prompt + response must fit into it.
+    """
+    errs: list[ConfigError] = []
+
+    def bad(name: str, reason: str) -> None:
+        errs.append(ConfigError(name, reason))
+
+    # Types first (fields set by hand may hold anything): range checks below assume them.
+    infos = describe_fields(cfg).values()
+    for info in infos:
+        try:
+            _coerce(cfg.get(info.name), info.type, info.name)
+        except ConfigError as exc:
+            errs.append(exc)
+    if errs:
+        return errs
+    for info in infos:
+        value = cfg.get(info.name)
+        if info.choices is not None and value not in info.choices:
+            bad(info.name, f"unknown value {value!r} (choices: {', '.join(map(str, info.choices))})")
+
+    def at_least(name: str, lo: float) -> None:
+        if cfg.get(name) < lo:
+            bad(name, f"must be >= {lo:g} (got {cfg.get(name)!r})")
+
+    def positive(name: str) -> None:
+        v = cfg.get(name)
+        if not (v > 0) or not math.isfinite(v):
+            bad(name, f"must be > 0 (got {v!r})")
+
+    def share(name: str, lo_open: bool = False) -> None:
+        v = cfg.get(name)
+        ok = (0 < v <= 1) if lo_open else (0 <= v <= 1)
+        if not ok:
+            bad(name, f"must be in {'(0, 1]' if lo_open else '[0, 1]'} (got {v!r})")
+
+    if not cfg.model.path.strip():
+        bad("model.path", "required: a local Hugging Face model folder")
+    if cfg.model.max_positions is not None:
+        at_least("model.max_positions", 1)
+
+    mix = cfg.tasks.mix
+    for task, weight in mix.items():
+        if task not in TASKS:
+            bad("tasks.mix", f"unknown task {task!r} (choices: {', '.join(TASKS)})")
+        elif not (weight >= 0) or not math.isfinite(weight):
+            bad("tasks.mix", f"weight of {task} must be >= 0 (got {weight!r})")
+    if not any(w > 0 for t, w in mix.items() if t in TASKS and math.isfinite(w)):
+        bad("tasks.mix", "no task with a positive weight")
+    at_least("tasks.docs_per_question", 1)
+
+    at_least("selfplay.questions_per_task", 1)
+    at_least("selfplay.group_size", 2)
+    at_least("selfplay.verifier_samples", 1)
+    at_least("selfplay.batch_groups", 1)
+    at_least("selfplay.max_generation_batches", 1)
+    share("selfplay.verifier_share")
+    if not (cfg.selfplay.bad_questioner_ratio >= 0) or not math.isfinite(cfg.selfplay.bad_questioner_ratio):
+        bad("selfplay.bad_questioner_ratio", f"must be >= 0 (got {cfg.selfplay.bad_questioner_ratio!r})")
+    at_least("selfplay.qa_answer_max_tokens", 1)
+    share("selfplay.grounding_threshold")
+
+    positive("rewards.sigma")
+    share("rewards.agreement_min")
+    share("rewards.agreement_max")
+    if cfg.rewards.agreement_min > cfg.rewards.agreement_max:
+        bad("rewards.agreement_min", "must not exceed rewards.agreement_max")
+    for name in ("rewards.ungrounded_penalty", "rewards.format_penalty"):
+        v = cfg.get(name)
+        if not (-1e6 < v <= 0):
+            bad(name, f"must be <= 0, a penalty (got {v!r})")
+
+    at_least("memory.depth", 0)
+    at_least("memory.new_docs_per_round", 0)
+
+    stages = cfg.length_curriculum.stages
+    if not stages:
+        bad("length_curriculum.stages", "needs at least one stage")
+    elif any(s <= 0 for s in stages):
+        bad("length_curriculum.stages", "every stage must be > 0 tokens")
+    elif any(b <= a for a, b in zip(stages, stages[1:])):
+        bad("length_curriculum.stages", "stages must increase")
+    elif stages[-1] > cfg.sampling.max_prompt_tokens:
+        bad(
+            "length_curriculum.stages",
+            f"last stage {stages[-1]} exceeds sampling.max_prompt_tokens "
+            f"{cfg.sampling.max_prompt_tokens}",
+        )
+    share("length_curriculum.promote_accuracy")
+    at_least("length_curriculum.window", 1)
+
+    t = cfg.sampling.temperature
+    if not (0 <= t <= 10):
+        bad("sampling.temperature", f"must be in [0, 10] (got {t!r})")
+    share("sampling.top_p", lo_open=True)
+    at_least("sampling.max_response_tokens", 1)
+    at_least("sampling.max_prompt_tokens", 1)
+
+    limit = cfg.model.max_positions if cfg.model.max_positions is not None else model_max_positions
+    if limit is not None:
+        need = cfg.sampling.max_prompt_tokens + cfg.sampling.max_response_tokens
+        if need > limit:
+            bad(
+                "sampling.max_prompt_tokens",
+                f"prompt + response = {cfg.sampling.max_prompt_tokens} + "
+                f"{cfg.sampling.max_response_tokens} = {need} tokens exceeds the model's "
+                f"{limit} positions",
+            )
+        need = cfg.eval.max_input_tokens + cfg.sampling.max_response_tokens
+        if need > limit:
+            bad(
+                "eval.max_input_tokens",
+                f"eval input + response = {need} tokens exceeds the model's {limit} positions",
+            )
+
+    positive("optim.lr")
+    at_least("optim.weight_decay", 0)
+    at_least("optim.grad_clip", 0)
+    for i, b in enumerate(cfg.optim.betas):
+        if not (0 <= b < 1):
+            bad("optim.betas", f"beta{i + 1} must be in [0, 1) (got {b!r})")
+    positive("optim.eps")
+    at_least("optim.warmup_steps", 0)
+
+    clip = cfg.loss.clip
+    if not (0 < clip < 1):
+        bad("loss.clip", f"must be in (0, 1) (got {clip!r})")
+    at_least("loss.kl_coef", 0)
+    at_least("loss.entropy_coef", 0)
+
+    z = cfg.trainer.zero_stage
+    if not (0 <= z <= 3):
+        bad("trainer.zero_stage", f"must be 0, 1, 2 or 3 (got {z!r})")
+    at_least("trainer.num_gpus", 0)
+    if cfg.trainer.device == "cuda" and cfg.trainer.num_gpus < 1:
+        bad("trainer.num_gpus", "device cuda needs at least one GPU")
+    at_least("trainer.micro_batch_tokens", 1)
+    at_least("trainer.logprob_chunk_tokens", 1)
+
+    at_least("engine.tensor_parallel", 1)
+    if cfg.trainer.device == "cuda" and cfg.engine.tensor_parallel > max(cfg.trainer.num_gpus, 1):
+        bad("engine.tensor_parallel", "larger than trainer.num_gpus")
+    share("engine.gpu_memory_utilization", lo_open=True)
+
+    at_least("eval.every_steps", 0)
+    at_least("eval.samples", 1)
+    at_least("eval.max_input_tokens", 1)
+    at_least("checkpoint.every_steps", 0)
+    at_least("checkpoint.keep_last", 1)
+    at_least("run.steps", 0)
+    return errs
+
+
+# ---------------------------------------------------------------------------------------------
+# Internals
+# ---------------------------------------------------------------------------------------------
+
+
+def _raise_all(errors: list[ConfigError]) -> None:
+    if errors:
+        first = errors[0]
+        first.errors = list(errors)
+        raise first
+
+
+def _split(dotted: str) -> tuple[str, str]:
+    if not isinstance(dotted, str) or dotted.count(".") != 1:
+        raise ConfigError(str(dotted), "expected a dotted name section.field")
+    sec, key = dotted.split(".")
+    if sec not in _SECTIONS:
+        raise ConfigError(dotted, f"unknown section {sec!r}")
+    if key not in _SECTIONS[sec]:
+        raise ConfigError(dotted, "unknown key")
+    return sec, key
+
+
+def _set_field(cfg: RunConfig, dotted: str, value: Any) -> None:
+    sec, key = _split(dotted)
+    type_name = _SECTIONS[sec][key]
+    setattr(getattr(cfg, sec), key, _coerce(value, type_name, dotted))
+
+
+def _type_name(f: Any) -> str:
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return " ".join(t.split())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _coerce(value: Any, type_name: str, name: str) -> Any:
+    """Check `value` against a field type; return it converted (int -> float, list -> tuple)."""
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(name, f"expected {expected} (got {type(value).__name__} {value!r})")
+
+    if type_name == "int | None":
+        if value is None:
+            return None
+        return _coerce(value, "int", name)
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        raise fail("true or false")
+    if type_name == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise fail("an integer")
+    if type_name == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            v = float(value)
+            if math.isnan(v):
+                raise fail("a number")
+            return v
+        raise fail("a number")
+    if type_name == "str":
+        if isinstance(value, str):
+            return value
+        raise fail("a string")
+    if type_name in ("list[int]", "list[str]"):
+        if not isinstance(value, (list, tuple)):
+            raise fail("a list")
+        inner = type_name[5:-1]
+        return [_coerce(v, inner, name) for v in value]
+    if type_name == "tuple[float, float]":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise fail("a pair of numbers")
+        return tuple(_coerce(v, "float", name) for v in value)
+    if type_name == "dict[str, float]":
+        if not isinstance(value, Mapping):
+            raise fail("a table of name = number")
+        return {str(k): _coerce(v, "float", f"{name}.{k}") for k, v in value.items()}
+    raise ConfigError(name, f"unsupported field type {type_name}")  # a bug in this module
+
+
+_SECTIONS: dict[str, dict[str, str]] = {
+    sec.name: {f.name: _type_name(f) for f in fields(sec.default_factory())}  # type: ignore[misc]
+    for sec in fields(RunConfig)
+}
