@@ -1,0 +1,1 @@
+"""SPELL Studio web application (Django project). Never imports torch at module level."""
