@@ -9,6 +9,10 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("webapp.accounts.urls")),
     path("corpora/", include("webapp.corpora.urls")),
+    path("runs/", include("webapp.runs.urls")),
+    path("review/", include("webapp.audits.urls")),
+    path("fleet/", include("webapp.fleet.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -11,4 +11,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 app = Celery("spell_studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers"], related_name="tasks")
+# One module per room; each holds thin tasks that call domain code.
+app.conf.include = ["workers.tasks", "workers.ingest_tasks", "workers.run_tasks", "workers.fleet_tasks"]

@@ -1,0 +1,3 @@
+"""Celery tasks: fleet."""
+
+from workers.celery import app  # noqa: F401

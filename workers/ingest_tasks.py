@@ -1,0 +1,3 @@
+"""Celery tasks: ingest."""
+
+from workers.celery import app  # noqa: F401

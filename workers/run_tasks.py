@@ -1,0 +1,3 @@
+"""Celery tasks: run."""
+
+from workers.celery import app  # noqa: F401
