@@ -30,6 +30,9 @@ def provision_default_model(settings) -> Path:
 
     Runs in a child process so this launcher (and the web server) never import torch.
     """
+    if settings.DEFAULT_MODEL_PATH:  # an admin pointed us at an existing folder: use it, never build
+        check_model_folder(settings.DEFAULT_MODEL_PATH)
+        return settings.DEFAULT_MODEL_PATH
     target = settings.MODEL_ROOT / settings.DEFAULT_MODEL_NAME
     if (target / "config.json").exists():
         return target

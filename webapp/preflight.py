@@ -14,7 +14,7 @@ class PreflightError(SystemExit):
 
     def __init__(self, message: str):
         super().__init__(1)
-        self.message = message
+        self.message = " ".join(message.split())  # always one line
 
     def __str__(self) -> str:
         return self.message

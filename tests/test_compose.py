@@ -1,0 +1,53 @@
+"""docker-compose.yml describes the production topology: check its services and their wiring
+(no Docker engine runs on CI machines, so it is parsed, not started)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_it_has_the_production_services(compose):
+    assert set(compose["services"]) >= {"postgres", "redis", "web", "worker-cpu", "worker-gpu", "beat"}
+
+
+def test_it_wires_every_app_service_to_postgres_and_redis(compose):
+    for name in ("web", "worker-cpu", "worker-gpu", "beat"):
+        env = compose["services"][name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
+        assert env["REDIS_URL"] == "redis://redis:6379/0"
+        assert env["PRODUCTION"] == "1"
+        assert "redis" in compose["services"][name]["depends_on"]
+
+
+def test_it_reserves_gpus_for_the_gpu_worker_on_a_hardware_queue(compose):
+    gpu = compose["services"]["worker-gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    queue = gpu["command"][gpu["command"].index("-Q") + 1]
+    assert queue.startswith("${GPU_QUEUE") or queue.startswith("gpu.")
+    assert gpu["build"]["target"] == "gpu"
+
+
+def test_it_gives_the_cpu_worker_the_default_and_cpu_queues(compose):
+    cmd = compose["services"]["worker-cpu"]["command"]
+    assert cmd[cmd.index("-Q") + 1] == "default,cpu"
+
+
+def test_it_shares_run_and_model_volumes(compose):
+    for name in ("web", "worker-cpu", "worker-gpu"):
+        mounts = {v.split(":")[1] for v in compose["services"][name]["volumes"]}
+        assert {"/data/models", "/data/runs"} <= mounts
+    assert {"models", "runs"} <= set(compose["volumes"])
+
+
+def test_it_builds_from_a_dockerfile_with_cpu_and_cuda_targets(compose):
+    dockerfile = (REPO / compose["services"]["web"]["build"]["dockerfile"]).read_text()
+    assert "AS cpu" in dockerfile and "AS gpu" in dockerfile and "nvidia/cuda" in dockerfile
