@@ -46,3 +46,84 @@ def teams_for(user, role: str | None = None):
     if role:
         memberships = memberships.filter(role=role)
     return Team.objects.filter(id__in=memberships.values("team_id"))
+
+
+def _hash(secret: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A Bearer token for scripts, with the same rights as its user. Only a hash is stored; the
+    token itself is shown once, when it is made."""
+
+    PREFIX = "spell_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=16, help_text="The first characters, to tell tokens apart.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @classmethod
+    def issue(cls, user, name: str) -> tuple["ApiToken", str]:
+        import secrets
+
+        raw = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name, key_hash=_hash(raw), hint=raw[: len(cls.PREFIX) + 4])
+        return token, raw
+
+    @classmethod
+    def find(cls, raw: str) -> "ApiToken | None":
+        if not raw:
+            return None
+        return cls.objects.select_related("user").filter(key_hash=_hash(raw), user__is_active=True).first()
+
+
+class Invitation(models.Model):
+    """A one-time link an admin sends to an e-mail address: following it creates the account (or,
+    for a logged-in user, adds the membership) in `team` with `role`."""
+
+    email = models.EmailField()
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    key_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} -> {self.team} ({self.role})"
+
+    @classmethod
+    def find_open(cls, raw: str) -> "Invitation | None":
+        from django.utils import timezone
+
+        if not raw:
+            return None
+        return cls.objects.select_related("team").filter(
+            key_hash=_hash(raw), accepted_at__isnull=True, expires_at__gt=timezone.now()
+        ).first()
+
+
+class LoginFailure(models.Model):
+    """One failed login, for the rate limiter (kept in the database so every web process sees it)."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
