@@ -42,7 +42,7 @@ def max_auto_requeues() -> int:
 
 def known_queues() -> list[str]:
     """Queue names a run may ask for: the configured defaults plus every queue a worker has consumed."""
-    names = set(getattr(settings, "RUN_QUEUES", DEFAULT_RUN_QUEUES))
+    names = {"cpu", *getattr(settings, "RUN_GPU_QUEUES", DEFAULT_RUN_QUEUES[1:])}
     for queues, configured in Worker.objects.values_list("queues", "configured_queues"):
         names.update(q for q in (queues or []) + (configured or []) if q != "default")
     return sorted(names)
@@ -70,10 +70,10 @@ def current_run_id(hostname: str) -> int | None:
     return run.pk if run else None
 
 
-def _mark_lost(run) -> bool:
+def _mark_lost(run, reason: str = "") -> bool:
     from webapp.runs import services as run_services
 
-    return bool(run_services.mark_lost(run))
+    return bool(run_services.mark_lost(run, reason=reason))
 
 
 def _requeue(run) -> bool:
@@ -154,7 +154,7 @@ def lose_runs_of(hostname: str) -> list[int]:
     Run = _run_model()
     lost = []
     for run in Run.objects.filter(worker_hostname=hostname, state=Run.State.RUNNING):
-        if _mark_lost(run):
+        if _mark_lost(run, f"Worker {hostname} stopped heartbeating."):
             lost.append(run.pk)
     return lost
 
@@ -187,7 +187,7 @@ def sweep(now: datetime | None = None) -> dict:
         | (Q(heartbeat_at__lt=deadline) & ~Q(worker_hostname__in=known_hosts))
     )
     for run in orphans:
-        if _mark_lost(run):
+        if _mark_lost(run, f"Worker {run.worker_hostname or '(none)'} is offline."):
             lost.append(run.pk)
 
     for run in Run.objects.filter(state=Run.State.LOST, auto_requeues__lt=max_auto_requeues()).order_by("pk"):
@@ -297,10 +297,21 @@ def worker_summary(worker: Worker, now: datetime | None = None) -> dict:
                 "memory_percent": gpu.memory_percent, "utilization": gpu.utilization,
                 "temperature": gpu.temperature,
                 "history": [point[1] for point in gpu.history],
+                "points": sparkline_points([point[1] for point in gpu.history]),
             }
             for gpu in worker.gpus.all()
         ],
     }
+
+
+def sparkline_points(values: list, width: int = 120, height: int = 24, length: int = GPU_HISTORY_LENGTH) -> str:
+    """SVG polyline points for utilization percentages (missing readings count as 0), right-aligned."""
+    values = [v if isinstance(v, (int, float)) else 0 for v in values][-length:]
+    step = width / max(1, length - 1)
+    offset = length - len(values)
+    return " ".join(
+        f"{(offset + i) * step:.1f},{height - (min(max(v, 0), 100) / 100) * height:.1f}" for i, v in enumerate(values)
+    )
 
 
 def fleet_snapshot() -> dict:
