@@ -1,3 +1,25 @@
-"""Celery tasks: run."""
+"""Celery tasks: runs. Thin: the work lives in workers/supervisor.py and webapp/runs/services.py.
 
-from workers.celery import app  # noqa: F401
+`run_spell` occupies one worker slot for the whole run (concurrency = run slots). It is acked
+late, so a task lost with its worker is redelivered; the redelivered task finds the run already
+claimed (or LOST, requeued by the sweeper as a new task) and exits.
+"""
+
+from __future__ import annotations
+
+from workers.celery import app
+
+
+@app.task(name="workers.run_tasks.run_spell", bind=True, acks_late=True, ignore_result=False)
+def run_spell(self, run_id: int) -> dict:
+    from workers.supervisor import supervise
+
+    return supervise(int(run_id), hostname=self.request.hostname or "")
+
+
+@app.task(name="workers.run_tasks.apply_run_retention")
+def apply_run_retention() -> dict:
+    """Housekeeping (beat, `default` queue): prune old checkpoints per RUN_RETENTION_DAYS."""
+    from webapp.runs.services import apply_retention
+
+    return apply_retention()

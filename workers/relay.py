@@ -1,0 +1,262 @@
+"""The event relay: the one class between a training process's events.jsonl and the rest.
+
+It tails `OUT/events.jsonl` from the byte offset already stored, skips (and logs) lines that are
+not well-formed events, gives each event the run-wide contiguous `seq`, stores events plus the
+Sample and MetricPoint rows derived from them in one transaction together with the new offset
+(so a worker that restarts continues exactly where the last one stopped, and a repeated batch
+stores nothing twice: unique (run, seq)), and sends them to the run's channel-layer group
+`run-<id>` - every event, except that at most LIVE_SAMPLES_PER_STEP samples per step go live
+(all of them are stored). State changes go to the same group through `publish_state`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from webapp.runs.models import MetricPoint, Run, RunEvent, Sample
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = ("metrics", "sample", "stage", "checkpoint", "eval", "log", "error", "heartbeat")
+METRIC_PREFIX = {"metrics": "", "eval": "eval.", "stage": "stage."}
+READ_CHUNK = 4 << 20  # bytes read per poll at most
+SEND_BATCH = 200  # events per channel-layer message
+SAMPLE_KEYS = ("task", "question", "reference", "response", "verdict", "majority", "rule_score", "rewards",
+               "votes", "disagreement", "split_votes")
+
+
+def group_name(run_id: int) -> str:
+    return f"run-{run_id}"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def metric_values(payload: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """Numeric leaves of a payload, flattened to dotted names (`reward.responder`)."""
+    out: dict[str, float | None] = {}
+    for key, value in payload.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(metric_values(value, name + "."))
+        elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            out[name[:200]] = _number(value)  # null = a NaN the process wrote as null: a gap in the chart
+    return out
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def sample_fields(triple: dict[str, Any]) -> dict[str, Any]:
+    """Sample columns from one triple of a `sample` event (docs/events.md); unknown keys go to extra."""
+    votes = triple.get("votes") if isinstance(triple.get("votes"), list) else []
+    rewards = triple.get("rewards") if isinstance(triple.get("rewards"), dict) else {}
+    rule_score = _number(triple.get("rule_score"))
+    majority = triple.get("majority")
+    disagreement = triple.get("disagreement")
+    if not isinstance(disagreement, bool):
+        m = _number(majority)
+        disagreement = bool(m is not None and m >= 0 and rule_score is not None and rule_score in (0.0, 1.0) and m != rule_score)
+    split = triple.get("split_votes")
+    if not isinstance(split, bool):
+        valid = {json.dumps(v) for v in votes if v not in (None, -1)}
+        split = len(valid) > 1
+    return {
+        "task": _text(triple.get("task"))[:40],
+        "question": _text(triple.get("question")),
+        "reference": _text(triple.get("reference", triple.get("answer"))),
+        "response": _text(triple.get("response")),
+        "verdict": _text(triple.get("verdict"))[:40],
+        "majority": _text(majority)[:40],
+        "rule_score": rule_score,
+        "rewards": rewards,
+        "votes": votes,
+        "disagreement": disagreement,
+        "split_votes": split,
+        "extra": {k: v for k, v in triple.items() if k not in SAMPLE_KEYS and k != "answer"},
+    }
+
+
+def triples(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sample event carries one triple, or several under `samples`."""
+    many = payload.get("samples")
+    if isinstance(many, list):
+        return [t for t in many if isinstance(t, dict)]
+    return [payload]
+
+
+class EventRelay:
+    def __init__(self, run_id: int, events_path: str | Path, *, attempt: int = 1,
+                 live_samples_per_step: int | None = None, channel_layer: Any = None):
+        self.run_id = run_id
+        self.path = Path(events_path)
+        self.attempt = attempt
+        self.k = settings.LIVE_SAMPLES_PER_STEP if live_samples_per_step is None else live_samples_per_step
+        self._layer = channel_layer
+        run = Run.objects.only("events_offset", "last_seq").get(pk=run_id)
+        self.offset = run.events_offset
+        self.next_seq = run.last_seq + 1
+        self._live_counts: dict[tuple[int, int], int] = {}
+        self.garbage_lines = 0
+        self.seen: list[dict[str, Any]] = []  # events of this relay's lifetime worth remembering (errors, logs)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Store and send every complete line appended since the last poll; returns events stored."""
+        stored = 0
+        while True:
+            lines, end = self._read()
+            if end == self.offset:
+                return stored
+            events = [e for e in (self._parse(line) for line in lines) if e is not None]
+            self._store(events, end)
+            self._send(events)
+            stored += len(events)
+
+    def _read(self) -> tuple[list[bytes], int]:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return [], self.offset
+        if size < self.offset:
+            # The file was replaced (a fresh start without --resume): read it from the top.
+            log.warning("run %s: %s shrank below the stored offset; reading it again from the start", self.run_id, self.path)
+            self.offset = 0
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(READ_CHUNK)
+        cut = data.rfind(b"\n") + 1  # a torn last line waits for its newline
+        if cut == 0 and len(data) == READ_CHUNK:  # one absurdly long line: skip it whole
+            log.warning("run %s: skipping an event line longer than %d bytes", self.run_id, READ_CHUNK)
+            return [], self.offset + len(data)
+        return data[:cut].split(b"\n")[:-1] if cut else [], self.offset + cut
+
+    def _parse(self, line: bytes) -> dict[str, Any] | None:
+        if not line.strip():
+            return None
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict) or obj.get("type") not in EVENT_TYPES or not isinstance(obj.get("payload", {}), dict):
+            self.garbage_lines += 1
+            log.warning("run %s: skipping a line of events.jsonl that is not an event: %.200r", self.run_id, line)
+            return None
+
+        def as_int(value: Any, default: int) -> int:
+            return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+        event = {
+            "src_seq": as_int(obj.get("seq"), -1),
+            "type": obj["type"],
+            "step": as_int(obj.get("step"), 0),
+            "attempt": as_int(obj.get("attempt"), self.attempt),
+            "time": _number(obj.get("time")),
+            "payload": obj.get("payload") or {},
+        }
+        if event["type"] in ("error", "log", "checkpoint"):
+            self.seen.append(event)
+        return event
+
+    # --- storing ----------------------------------------------------------------------------
+
+    def _store(self, events: list[dict[str, Any]], end_offset: int) -> None:
+        with transaction.atomic():
+            run = Run.objects.select_for_update().only("last_seq", "events_offset", "last_step").get(pk=self.run_id)
+            seq = run.last_seq + 1
+            rows, samples, points = [], [], []
+            for event in events:
+                event["seq"] = seq
+                rows.append(RunEvent(run_id=self.run_id, seq=seq, src_seq=event["src_seq"], attempt=event["attempt"],
+                                     step=event["step"], type=event["type"], time=event["time"], payload=event["payload"]))
+                if event["type"] == "sample":
+                    for i, triple in enumerate(triples(event["payload"])):
+                        samples.append(Sample(run_id=self.run_id, seq=seq, index=i, step=event["step"],
+                                              attempt=event["attempt"], **sample_fields(triple)))
+                elif event["type"] in METRIC_PREFIX:
+                    for name, value in metric_values(event["payload"], METRIC_PREFIX[event["type"]]).items():
+                        points.append(MetricPoint(run_id=self.run_id, seq=seq, step=event["step"],
+                                                  attempt=event["attempt"], name=name, value=value))
+                seq += 1
+            RunEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+            Sample.objects.bulk_create(samples, ignore_conflicts=True, batch_size=500)
+            MetricPoint.objects.bulk_create(points, ignore_conflicts=True, batch_size=1000)
+            last_step = max([run.last_step] + [e["step"] for e in events if e["attempt"] == self.attempt])
+            Run.objects.filter(pk=self.run_id).update(last_seq=seq - 1, events_offset=end_offset, last_step=last_step)
+        self.offset = end_offset
+        self.next_seq = seq
+
+    # --- sending ----------------------------------------------------------------------------
+
+    @property
+    def layer(self):
+        if self._layer is None:
+            from channels.layers import get_channel_layer
+
+            self._layer = get_channel_layer()
+        return self._layer
+
+    def _live(self, event: dict[str, Any]) -> bool:
+        if event["type"] == "heartbeat":
+            return False
+        if event["type"] != "sample":
+            return True
+        key = (event["attempt"], event["step"])
+        self._live_counts[key] = self._live_counts.get(key, 0) + 1
+        return self._live_counts[key] <= self.k
+
+    def _send(self, events: list[dict[str, Any]]) -> None:
+        live = [
+            {"seq": e["seq"], "attempt": e["attempt"], "step": e["step"], "type": e["type"], "time": e["time"],
+             "payload": e["payload"], "superseded": False}
+            for e in events if self._live(e)
+        ]
+        for i in range(0, len(live), SEND_BATCH):
+            _group_send(self.layer, self.run_id, {"type": "run.events", "run": self.run_id, "events": live[i:i + SEND_BATCH]})
+
+    @classmethod
+    def publish_state(cls, run_id: int, channel_layer: Any = None) -> None:
+        """Send the run's current state (after a claim, a control or the end of an attempt)."""
+        run = Run.objects.filter(pk=run_id).first()
+        if run is None:
+            return
+        if channel_layer is None:
+            from channels.layers import get_channel_layer
+
+            channel_layer = get_channel_layer()
+        _group_send(channel_layer, run_id, {"type": "run.state", "run": run_id, **run.state_message()})
+
+    @staticmethod
+    def mark_superseded(run_id: int, attempt: int, after_step: int) -> int:
+        """Events, samples and metrics of attempts before `attempt` for steps after `after_step`
+        (the checkpoint the new attempt resumes from; -1 = a fresh start) are kept but hidden."""
+        n = 0
+        for model in (RunEvent, Sample, MetricPoint):
+            n += model.objects.filter(run_id=run_id, attempt__lt=attempt, step__gt=after_step, superseded=False).update(superseded=True)
+        return n
+
+
+def _group_send(layer, run_id: int, message: dict[str, Any]) -> None:
+    from asgiref.sync import async_to_sync
+
+    try:
+        async_to_sync(layer.group_send)(group_name(run_id), message)
+    except Exception:  # noqa: BLE001 - the database is the record; the live edge may drop a message
+        log.exception("run %s: could not send to the channel layer", run_id)
+

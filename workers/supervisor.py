@@ -1,0 +1,296 @@
+"""Supervise one attempt of a run: claim, prepare the run directory, launch the training process,
+relay its events, heartbeat, apply cancel / pause, and record how it ended.
+
+    supervise(run_id, hostname)   # called by the Celery task workers.run_tasks.run_spell
+
+The contract with the process is docs/architecture.md "Process control": SIGTERM = cancel (SIGKILL
+after RUN_CANCEL_GRACE_SECONDS), SIGUSR1 = checkpoint and exit 0 (pause), `--resume` continues from
+OUT/checkpoints/latest, `--attempt N` goes into every event; exit 0 finished or paused, 2 bad input
+(one line on stderr), anything else a crash.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from webapp.runs.models import Run
+from workers.relay import EventRelay
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+CONFIG_NAME = "studio-config.json"  # the frozen config as the worker hands it over (the process writes config.json)
+CORPUS_NAME = "corpus.jsonl"
+LOG_TAIL_LINES = 30
+
+
+def train_command() -> list[str]:
+    """`python -m spell train`, or SPELL_TRAIN_COMMAND from the environment (a launcher prefix such
+    as `deepspeed --num_gpus 8 -m spell train`, or the test double of the process protocol)."""
+    override = os.environ.get("SPELL_TRAIN_COMMAND", "").strip()
+    return shlex.split(override) if override else [sys.executable, "-m", "spell", "train"]
+
+
+# --- claim and prepare ----------------------------------------------------------------------------
+
+
+def claim(run_id: int, hostname: str = "") -> Run | None:
+    """QUEUED -> RUNNING with a new attempt, only if exactly this one row changes (a redelivered
+    task, or a run cancelled while queued, finds nothing to claim)."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(
+            state=Run.State.RUNNING, attempt=F("attempt") + 1, worker_hostname=hostname[:255], started_at=now,
+            heartbeat_at=now, requested_action="", error="", finished_at=None, pid=None,
+        )
+    if changed != 1:
+        return None
+    return Run.objects.select_related("corpus").get(pk=run_id)
+
+
+def write_corpus(corpus, path: Path) -> None:
+    """The corpus snapshot the process reads (docs/architecture.md corpus JSONL)."""
+    try:
+        from webapp.corpora.services import write_training_corpus
+    except ImportError:  # the corpora app's writer has not landed yet: same format from Document rows
+        write_training_corpus = _write_corpus_from_documents
+    tmp = path.with_suffix(".tmp")
+    write_training_corpus(corpus, tmp)
+    os.replace(tmp, path)
+
+
+def _write_corpus_from_documents(corpus, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for doc in corpus.documents.select_related("cluster").order_by("id").iterator(chunk_size=500):
+            record = {"id": doc.external_id, "text": doc.text, "title": doc.title,
+                      "cluster": doc.cluster.key if doc.cluster else "all", "numeric": bool(doc.numeric or (doc.cluster and doc.cluster.numeric))}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def prepare_run_dir(run: Run) -> tuple[Path, Path]:
+    """Write the corpus snapshot (once: a resumed attempt trains on the same documents) and the
+    frozen config into the run directory; returns (config path, corpus path)."""
+    root = Path(run.run_dir)
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    corpus_path = root / CORPUS_NAME
+    if not corpus_path.exists():
+        if run.corpus is None:
+            raise RuntimeError("the run's corpus was deleted before the run started")
+        write_corpus(run.corpus, corpus_path)
+    config_path = root / CONFIG_NAME
+    tmp = config_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(run.config, indent=2))
+    os.replace(tmp, config_path)
+    return config_path, corpus_path
+
+
+def resume_point(run_dir: Path) -> int | None:
+    """Step of OUT/checkpoints/latest, None when there is no complete checkpoint."""
+    marker = run_dir / "checkpoints" / "latest"
+    try:
+        name = marker.read_text().strip()
+        if not (marker.parent / name).is_dir():
+            return None
+        return int(name.rsplit("-", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """The training process gets SIGTERM if the worker process that launched it dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# --- the supervision loop -------------------------------------------------------------------------
+
+
+class Supervisor:
+    def __init__(self, run: Run, *, command: list[str] | None = None, poll_seconds: float = POLL_SECONDS):
+        self.run = run
+        self.attempt = run.attempt
+        self.root = Path(run.run_dir)
+        self.command = command or train_command()
+        self.poll_seconds = poll_seconds
+        self.relay = EventRelay(run.pk, self.root / "events.jsonl", attempt=self.attempt)
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.root / "logs" / f"attempt-{self.attempt}.log"
+        self.sent: dict[str, float] = {}  # signal name -> when it was sent
+        self.lost_ownership = False
+
+    def argv(self, config_path: Path, corpus_path: Path, resume: bool) -> list[str]:
+        args = [*self.command, "--config", str(config_path), "--corpus", str(corpus_path), "--out", str(self.root),
+                "--attempt", str(self.attempt), "--no-progress"]
+        return args + (["--resume"] if resume else [])
+
+    def start(self) -> None:
+        config_path, corpus_path = prepare_run_dir(self.run)
+        step = resume_point(self.root)
+        if self.attempt > 1:
+            EventRelay.mark_superseded(self.run.pk, self.attempt, step if step is not None else -1)
+        argv = self.argv(config_path, corpus_path, resume=step is not None)
+        with open(self.log_path, "ab") as logf:
+            logf.write(f"$ {shlex.join(argv)}\n".encode())
+            logf.flush()
+            self.process = subprocess.Popen(
+                argv, cwd=settings.BASE_DIR, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        Run.objects.filter(pk=self.run.pk, attempt=self.attempt).update(pid=self.process.pid)
+        log.info("run %s attempt %s: started pid %s%s", self.run.pk, self.attempt, self.process.pid,
+                 f" from checkpoint step {step}" if step is not None else "")
+
+    def _signal(self, name: str, sig: int) -> None:
+        if name in self.sent or self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, sig)  # the whole group: launchers (deepspeed) have children
+        except ProcessLookupError:
+            return
+        self.sent[name] = time.monotonic()
+        log.info("run %s: sent %s to the training process", self.run.pk, name)
+
+    def heartbeat(self) -> str | None:
+        """Touch the run row; returns the requested action, None when the run is no longer ours."""
+        rows = Run.objects.filter(pk=self.run.pk, state=Run.State.RUNNING, attempt=self.attempt)
+        if not rows.update(heartbeat_at=timezone.now()):
+            return None
+        return rows.values_list("requested_action", flat=True).first() or ""
+
+    def loop(self) -> int:
+        beat_every = max(0.5, float(settings.WORKER_HEARTBEAT_SECONDS))
+        grace = float(settings.RUN_CANCEL_GRACE_SECONDS)
+        last_beat = 0.0
+        while True:
+            rc = self.process.poll()
+            self.relay.poll()
+            if rc is not None:
+                return rc
+            now = time.monotonic()
+            # The control state is polled every turn (one indexed read); the heartbeat write every few seconds.
+            if now - last_beat >= beat_every:
+                action, last_beat = self.heartbeat(), now
+            else:
+                action = self._action()
+            if action is None:
+                self.lost_ownership = True
+                log.warning("run %s: no longer RUNNING attempt %s here; stopping the process", self.run.pk, self.attempt)
+                self._signal("SIGTERM", signal.SIGTERM)
+                self._wait_or_kill(grace)
+                return self.process.returncode
+            if action == Run.Action.CANCEL:
+                self._signal("SIGTERM", signal.SIGTERM)
+                if now - self.sent.get("SIGTERM", now) >= grace:
+                    self._signal("SIGKILL", signal.SIGKILL)
+            elif action == Run.Action.PAUSE:
+                self._signal("SIGUSR1", signal.SIGUSR1)
+            time.sleep(self.poll_seconds)
+
+    def _action(self) -> str | None:
+        row = Run.objects.filter(pk=self.run.pk).values_list("state", "attempt", "requested_action").first()
+        if row is None or row[0] != Run.State.RUNNING or row[1] != self.attempt:
+            return None
+        return row[2] or ""
+
+    def _wait_or_kill(self, grace: float) -> None:
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self._signal("SIGKILL", signal.SIGKILL)
+            self.process.wait()
+
+    def finish(self, rc: int) -> Run.State:
+        """Record how the attempt ended (only if the run is still this attempt's RUNNING run)."""
+        self.relay.poll()
+        action = Run.objects.filter(pk=self.run.pk).values_list("requested_action", flat=True).first() or ""
+        error = ""
+        if action == Run.Action.CANCEL or "SIGTERM" in self.sent:
+            state = Run.State.CANCELLED
+        elif rc == 0:
+            state = Run.State.PAUSED if action == Run.Action.PAUSE or "SIGUSR1" in self.sent else Run.State.SUCCEEDED
+        elif rc == 2:
+            state, error = Run.State.FAILED, self.error_line()
+        else:
+            state = Run.State.FAILED
+            how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+            reported = [e["payload"].get("message", "") for e in self.relay.seen if e["type"] == "error"]
+            head = f"The training process crashed ({how})" + (f": {reported[-1]}" if reported and reported[-1] else ".")
+            error = head + "\n\n" + self.log_tail()
+        self.end(state, error)
+        return state
+
+    def end(self, state: str, error: str = "") -> bool:
+        from webapp.runs.services import disk_usage
+
+        changed = Run.objects.filter(pk=self.run.pk, state=Run.State.RUNNING, attempt=self.attempt).update(
+            state=state, error=error, finished_at=timezone.now(), requested_action="", pid=None,
+            disk_bytes=disk_usage(self.root),
+        )
+        EventRelay.publish_state(self.run.pk)
+        return bool(changed)
+
+    def log_lines(self) -> list[str]:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, 2) - 64 * 1024))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if line.strip()]
+
+    def error_line(self) -> str:
+        """The one clear line a bad-input exit (2) writes on stderr."""
+        lines = self.log_lines()
+        for line in reversed(lines):
+            if "error:" in line:
+                return line.strip()
+        return lines[-1].strip() if lines else "The training process rejected its input (exit code 2)."
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_lines()[-LOG_TAIL_LINES:])
+
+
+def supervise(run_id: int, hostname: str = "", *, command: list[str] | None = None,
+              poll_seconds: float = POLL_SECONDS) -> dict[str, Any]:
+    run = claim(run_id, hostname)
+    if run is None:
+        state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
+        log.info("run %s: not claimed (state %s): nothing to do", run_id, state)
+        return {"run": run_id, "claimed": False, "state": state}
+    EventRelay.publish_state(run_id)
+    sup = Supervisor(run, command=command, poll_seconds=poll_seconds)
+    try:
+        sup.start()
+    except Exception as exc:  # noqa: BLE001 - the run says why; nothing is left running
+        log.exception("run %s: could not start", run_id)
+        sup.end(Run.State.FAILED, f"Could not start the training process: {exc}")
+        return {"run": run_id, "claimed": True, "state": Run.State.FAILED}
+    try:
+        rc = sup.loop()
+    except BaseException:
+        # The supervisor itself failed (database gone, worker shutdown): never leave an orphan.
+        if sup.process and sup.process.poll() is None:
+            sup._signal("SIGTERM", signal.SIGTERM)
+            sup._wait_or_kill(float(settings.RUN_CANCEL_GRACE_SECONDS))
+        raise
+    if sup.lost_ownership:
+        return {"run": run_id, "claimed": True, "state": "lost-ownership", "rc": rc}
+    state = sup.finish(rc)
+    return {"run": run_id, "claimed": True, "state": state, "rc": rc, "attempt": sup.attempt}
