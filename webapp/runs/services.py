@@ -1,0 +1,478 @@
+"""Run logic: launch (validate, freeze, enqueue), controls, clone, diff, exports, files on disk.
+
+Views call these; the worker side (claim, supervise, relay) lives in workers/supervisor.py and
+workers/relay.py. Every state change is a conditional UPDATE, so a click racing the worker never
+overwrites what the worker did (and the other way round).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import shutil
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset, with_overrides
+from webapp.runs.models import MetricPoint, ModelEntry, Run, RunEvent, Sample
+
+log = logging.getLogger(__name__)
+
+PRESETS = ("cpu-demo", "paper-7b")
+# Fields that come from the registered model, never from the form.
+MODEL_FIELDS = ("model.path", "model.trust_remote_code")
+
+
+class RunActionError(Exception):
+    """A control that does not apply to the run in its current state (shown to the user)."""
+
+
+# --- queues and config ------------------------------------------------------------------------
+
+
+def queue_choices() -> list[str]:
+    """`cpu` plus the GPU queues admins define (for now the RUN_GPU_QUEUES setting: gpu.<name>)."""
+    return ["cpu"] + [q for q in getattr(settings, "RUN_GPU_QUEUES", []) if q != "cpu"]
+
+
+def build_config(preset_name: str, values: dict[str, Any], model_entry: ModelEntry | None, queue: str = "cpu") -> RunConfig:
+    """The config a launch freezes: preset, then the form's values, then the model entry's fields.
+
+    Raises ConfigError (every problem in `.errors`, each naming its dotted field).
+    """
+    if preset_name not in PRESETS:
+        raise ConfigError("preset", f"unknown preset {preset_name!r} (choices: {', '.join(PRESETS)})")
+    cfg = with_overrides(spell_preset(preset_name), {k: v for k, v in values.items() if k not in MODEL_FIELDS})
+    max_positions = None
+    if model_entry is not None:
+        cfg = with_overrides(cfg, {"model.path": model_entry.path, "model.trust_remote_code": model_entry.trust_remote_code})
+        max_positions = model_entry.max_positions
+    errors: list[ConfigError] = []
+    try:
+        cfg.validate(model_max_positions=max_positions)
+    except ConfigError as exc:
+        errors = list(exc.errors)
+    if queue == "cpu" and cfg.trainer.device == "cuda":
+        errors.append(ConfigError("trainer.device", "the cpu queue has no GPUs: choose cpu or a gpu.* queue"))
+    if errors:
+        errors[0].errors = errors
+        raise errors[0]
+    return cfg
+
+
+def run_dir_for(run: Run) -> Path:
+    return Path(settings.RUNS_ROOT) / f"run-{run.pk}"
+
+
+def _enqueue(run: Run) -> None:
+    from workers.run_tasks import run_spell
+
+    run_id, queue = run.pk, run.queue
+    transaction.on_commit(lambda: run_spell.apply_async(args=[run_id], queue=queue))
+
+
+def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfig, preset: str, queue: str,
+           user=None, cloned_from: Run | None = None) -> Run:
+    """Save a QUEUED run with its frozen config and enqueue it on its queue after commit."""
+    if queue not in queue_choices():
+        raise ConfigError("queue", f"unknown queue {queue!r} (choices: {', '.join(queue_choices())})")
+    config.validate(model_max_positions=model_entry.max_positions if model_entry else None)
+    with transaction.atomic():
+        run = Run.objects.create(
+            team=team, name=name, corpus=corpus, model_entry=model_entry, config=config.to_dict(), preset=preset,
+            queue=queue, state=Run.State.QUEUED, queued_at=timezone.now(), created_by=user, cloned_from=cloned_from,
+        )
+        run.run_dir = str(run_dir_for(run))
+        run.save(update_fields=["run_dir"])
+        _enqueue(run)
+    return run
+
+
+def frozen_config(run: Run) -> RunConfig:
+    return RunConfig.from_dict(run.config)
+
+
+def clone_initial(run: Run) -> dict[str, Any]:
+    """Form initial values for a new run that repeats `run`."""
+    return {
+        "name": f"{run.name} (copy)"[:200], "preset": run.preset or "cpu-demo", "queue": run.queue,
+        "corpus": run.corpus_id, "model_entry": run.model_entry_id, "config": frozen_config(run),
+    }
+
+
+def flatten(config: dict[str, Any]) -> dict[str, Any]:
+    return {f"{sec}.{key}": value for sec, fields_ in config.items() if isinstance(fields_, dict) for key, value in fields_.items()}
+
+
+def config_diff(run: Run, other: Run) -> list[dict[str, Any]]:
+    """Fields whose values differ between two runs (config and launch choices), in form order."""
+    rows = []
+    for label, a, b in (
+        ("preset", run.preset, other.preset),
+        ("queue", run.queue, other.queue),
+        ("model", str(run.model_entry or "-"), str(other.model_entry or "-")),
+        ("corpus", str(run.corpus or "-"), str(other.corpus or "-")),
+    ):
+        if a != b:
+            rows.append({"field": label, "this": a, "other": b})
+    mine, theirs = flatten(run.config), flatten(other.config)
+    order = list(describe_fields().keys())
+    names = order + sorted((set(mine) | set(theirs)) - set(order))
+    for name in names:
+        if name in mine or name in theirs:
+            a, b = mine.get(name, "—"), theirs.get(name, "—")
+            if a != b:
+                rows.append({"field": name, "this": a, "other": b})
+    return rows
+
+
+# --- state changes ----------------------------------------------------------------------------
+
+
+def _publish(run_id: int) -> None:
+    from workers.relay import EventRelay
+
+    EventRelay.publish_state(run_id)
+
+
+def _after_commit_publish(run_id: int) -> None:
+    transaction.on_commit(lambda: _publish(run_id))
+
+
+def cancel(run: Run) -> str:
+    now = timezone.now()
+    with transaction.atomic():
+        idle = (Run.State.QUEUED, Run.State.PAUSED, Run.State.LOST)
+        if Run.objects.filter(pk=run.pk, state__in=idle).update(state=Run.State.CANCELLED, finished_at=now, requested_action=""):
+            _after_commit_publish(run.pk)
+            return "Run cancelled."
+        if Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(requested_action=Run.Action.CANCEL):
+            _after_commit_publish(run.pk)
+            return "Cancelling: the worker stops the training process."
+    run.refresh_from_db()
+    raise RunActionError(f"A {run.get_state_display().lower()} run cannot be cancelled.")
+
+
+def pause(run: Run) -> str:
+    with transaction.atomic():
+        if Run.objects.filter(pk=run.pk, state=Run.State.RUNNING, requested_action="").update(
+            requested_action=Run.Action.PAUSE
+        ):
+            _after_commit_publish(run.pk)
+            return "Pausing: the run checkpoints after the current step and stops."
+    run.refresh_from_db()
+    if run.state == Run.State.RUNNING:
+        raise RunActionError(f"The run is already being asked to {run.requested_action}.")
+    raise RunActionError(f"Only a running run can be paused (this one is {run.get_state_display().lower()}).")
+
+
+def resume(run: Run) -> str:
+    """A new attempt, queued again; the worker passes --resume when a checkpoint exists."""
+    with transaction.atomic():
+        if Run.objects.filter(pk=run.pk, state__in=(Run.State.PAUSED, Run.State.FAILED, Run.State.LOST)).update(
+            state=Run.State.QUEUED, requested_action="", error="", queued_at=timezone.now(), finished_at=None
+        ):
+            run.refresh_from_db()
+            _enqueue(run)
+            _after_commit_publish(run.pk)
+            where = f"from checkpoint {latest_checkpoint(run)}" if latest_checkpoint(run) else "from the start (no checkpoint yet)"
+            return f"Resumed {where}: queued on {run.queue}."
+    run.refresh_from_db()
+    raise RunActionError(f"Only a paused, failed or lost run can be resumed (this one is {run.get_state_display().lower()}).")
+
+
+def requeue(run: Run, *, auto: bool = False) -> bool:
+    """For the fleet sweeper (auto=True, at most RUN_MAX_AUTO_REQUEUES times) and admins: LOST (or
+    FAILED, by hand) -> QUEUED, continuing from the last checkpoint. False when it does not apply."""
+    states = (Run.State.LOST,) if auto else (Run.State.LOST, Run.State.FAILED, Run.State.PAUSED)
+    qs = Run.objects.filter(pk=run.pk, state__in=states)
+    updates: dict[str, Any] = {"state": Run.State.QUEUED, "requested_action": "", "queued_at": timezone.now(), "finished_at": None}
+    if auto:
+        from django.db.models import F
+
+        qs = qs.filter(auto_requeues__lt=settings.RUN_MAX_AUTO_REQUEUES)
+        updates["auto_requeues"] = F("auto_requeues") + 1
+    with transaction.atomic():
+        if not qs.update(**updates):
+            return False
+        run.refresh_from_db()
+        _enqueue(run)
+        _after_commit_publish(run.pk)
+    return True
+
+
+def mark_lost(run: Run, reason: str = "") -> bool:
+    """For the fleet sweeper: a RUNNING run whose worker stopped heartbeating becomes LOST."""
+    message = reason or "The worker stopped heartbeating."
+    with transaction.atomic():
+        changed = Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(
+            state=Run.State.LOST, error=message, finished_at=timezone.now(), requested_action=""
+        )
+        if changed:
+            _after_commit_publish(run.pk)
+    return bool(changed)
+
+
+# --- checkpoints, logs, files -------------------------------------------------------------------
+
+
+def checkpoints(run: Run) -> list[dict[str, Any]]:
+    root = run.path / "checkpoints" if run.path else None
+    if not root or not root.is_dir():
+        return []
+    latest = latest_checkpoint(run)
+    out = []
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and d.name.startswith("step-") and (d / "model").is_dir():
+            try:
+                step = int(d.name.split("-", 1)[1])
+            except ValueError:
+                continue
+            out.append({"name": d.name, "step": step, "latest": d.name == latest, "bytes": disk_usage(d)})
+    return out
+
+
+def latest_checkpoint(run: Run) -> str | None:
+    marker = run.path / "checkpoints" / "latest" if run.path else None
+    try:
+        name = marker.read_text().strip() if marker else ""
+    except OSError:
+        return None
+    return name if name and (marker.parent / name).is_dir() else None
+
+
+def checkpoint_model_dir(run: Run, name: str) -> Path:
+    """The model/ folder of one checkpoint; ValueError for a name that is not one of the run's."""
+    names = {c["name"] for c in checkpoints(run)}
+    if name not in names:
+        raise ValueError(f"no checkpoint {name!r} in this run")
+    return run.path / "checkpoints" / name / "model"
+
+
+class _Sink:
+    """A write-only buffer zipfile writes into (unseekable: zipfile streams with data descriptors)."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+
+    def write(self, data) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return data
+
+
+def zip_folder_stream(folder: Path, arcroot: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """A zip of `folder` (stored, not compressed: weights do not shrink), produced piece by piece."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo.from_file(path, f"{arcroot}/{path.relative_to(folder).as_posix()}")
+            with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+                while data := src.read(chunk):
+                    dst.write(data)
+                    yield sink.take()
+            yield sink.take()
+    yield sink.take()
+
+
+def register_checkpoint(run: Run, checkpoint: str, name: str, user=None) -> ModelEntry:
+    """Register a checkpoint's model folder as a ModelEntry (for evaluation or a new run)."""
+    folder = checkpoint_model_dir(run, checkpoint)
+    name = name.strip()
+    if not name:
+        raise ValueError("a model name is required")
+    if ModelEntry.objects.filter(name=name).exists():
+        raise ValueError(f"a model named {name!r} already exists")
+    base = run.model_entry
+    return ModelEntry.objects.create(
+        name=name, path=str(folder), max_positions=base.max_positions if base else None,
+        trust_remote_code=base.trust_remote_code if base else False, created_by=user,
+        description=f"Checkpoint {checkpoint} of run #{run.pk} {run.name}.",
+    )
+
+
+def disk_usage(path: Path | None) -> int:
+    if not path or not Path(path).exists():
+        return 0
+    total = 0
+    for p in Path(path).rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def refresh_disk_usage(run: Run) -> int:
+    run.disk_bytes = disk_usage(run.path)
+    Run.objects.filter(pk=run.pk).update(disk_bytes=run.disk_bytes)
+    return run.disk_bytes
+
+
+def _safe_run_dir(run: Run) -> Path | None:
+    """The run's folder, only when it lies inside RUNS_ROOT (never delete anything else)."""
+    if not run.run_dir:
+        return None
+    path = Path(run.run_dir).resolve()
+    root = Path(settings.RUNS_ROOT).resolve()
+    return path if path != root and root in path.parents else None
+
+
+def delete_run(run: Run) -> None:
+    """Delete a run, its events, samples, metrics and its folder. Active runs must be cancelled first."""
+    if Run.objects.filter(pk=run.pk, state__in=Run.ACTIVE).exists():
+        raise RunActionError("Cancel the run before deleting it (a queued or running run still uses its files).")
+    folder = _safe_run_dir(run)
+    with transaction.atomic():
+        Run.objects.filter(pk=run.pk).delete()
+    if folder and folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def apply_retention(now=None) -> dict[str, int]:
+    """Free disk from old finished runs: after RUN_RETENTION_DAYS (0 = keep forever) the checkpoints
+    of SUCCEEDED / FAILED / CANCELLED runs are deleted except the latest one; the database rows
+    (events, samples, metrics) stay. Returns counts for the housekeeping log."""
+    days = int(getattr(settings, "RUN_RETENTION_DAYS", 0) or 0)
+    if days <= 0:
+        return {"runs": 0, "checkpoints": 0}
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    pruned = runs = 0
+    for run in Run.objects.filter(state__in=Run.TERMINAL, finished_at__lt=cutoff).exclude(run_dir=""):
+        latest = latest_checkpoint(run)
+        removed = 0
+        for ckpt in checkpoints(run):
+            if ckpt["name"] != latest and _safe_run_dir(run):
+                shutil.rmtree(run.path / "checkpoints" / ckpt["name"], ignore_errors=True)
+                removed += 1
+        if removed:
+            runs += 1
+            pruned += removed
+            refresh_disk_usage(run)
+    return {"runs": runs, "checkpoints": pruned}
+
+
+def log_path(run: Run, attempt: int | None = None) -> Path | None:
+    if not run.path:
+        return None
+    attempt = attempt or run.attempt
+    return run.path / "logs" / f"attempt-{attempt}.log" if attempt else None
+
+
+def log_tail(run: Run, max_bytes: int = 20000) -> str:
+    path = log_path(run)
+    if not path or not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - max_bytes))
+        return f.read().decode("utf-8", "replace")
+
+
+# --- reading what the process reported -----------------------------------------------------------
+
+
+def events_after(run: Run, after: int, limit: int = 500, include_superseded: bool = True) -> list[dict[str, Any]]:
+    qs = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")
+    if not include_superseded:
+        qs = qs.filter(superseded=False)
+    return [e.to_message() for e in qs[:limit]]
+
+
+SAMPLE_FILTERS = ("task", "step", "attempt", "verdict", "disagreement", "split_votes", "superseded")
+
+
+def filter_samples(run: Run, params: dict[str, str]):
+    """Samples of a run filtered by query parameters; raises ValueError for a bad value."""
+    qs = Sample.objects.filter(run=run)
+    if params.get("superseded") not in ("1", "true", "all"):
+        qs = qs.filter(superseded=False)
+    if params.get("task"):
+        qs = qs.filter(task=params["task"])
+    if params.get("verdict"):
+        qs = qs.filter(Q(verdict=params["verdict"]) | Q(majority=params["verdict"]))
+    for name in ("step", "attempt"):
+        if params.get(name):
+            try:
+                qs = qs.filter(**{name: int(params[name])})
+            except ValueError:
+                raise ValueError(f"{name} must be an integer") from None
+    for name in ("disagreement", "split_votes"):
+        if params.get(name):
+            value = params[name].lower()
+            if value not in ("1", "0", "true", "false"):
+                raise ValueError(f"{name} must be 1 or 0")
+            qs = qs.filter(**{name: value in ("1", "true")})
+    return qs
+
+
+def samples_page(run: Run, params: dict[str, str], limit: int = 50) -> dict[str, Any]:
+    """Keyset pagination by id: ?after_id=N returns the next `limit` samples with id > N."""
+    try:
+        after_id = int(params.get("after_id") or 0)
+        limit = max(1, min(int(params.get("limit") or limit), 500))
+    except ValueError:
+        raise ValueError("after_id and limit must be integers") from None
+    rows = list(filter_samples(run, params).filter(id__gt=after_id).order_by("id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"samples": [s.to_dict() for s in rows], "next_after_id": rows[-1].id if rows else after_id, "more": more}
+
+
+def latest_metrics(run: Run) -> list[dict[str, Any]]:
+    """The newest value of each metric name (not superseded)."""
+    latest: dict[str, dict[str, Any]] = {}
+    qs = MetricPoint.objects.filter(run=run, superseded=False).order_by("seq").values("name", "step", "value")
+    for point in qs.iterator():
+        latest[point["name"]] = point
+    return [latest[k] for k in sorted(latest)]
+
+
+def metrics_rows(run: Run, include_superseded: bool = False) -> Iterable[dict[str, Any]]:
+    qs = MetricPoint.objects.filter(run=run)
+    if not include_superseded:
+        qs = qs.filter(superseded=False)
+    return qs.order_by("step", "seq", "name").values("step", "attempt", "name", "value", "seq").iterator()
+
+
+def metrics_csv(run: Run) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["step", "attempt", "name", "value"])
+    for row in metrics_rows(run):
+        writer.writerow([row["step"], row["attempt"], row["name"], "" if row["value"] is None else repr(row["value"])])
+        if buf.tell() > 65536:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def metrics_json(run: Run) -> dict[str, Any]:
+    series: dict[str, list[list[Any]]] = {}
+    for row in metrics_rows(run):
+        series.setdefault(row["name"], []).append([row["step"], row["value"]])
+    return {"run": run.pk, "name": run.name, "state": run.state, "metrics": series}
+
+
+def samples_jsonl(run: Run) -> Iterator[str]:
+    qs = Sample.objects.filter(run=run, superseded=False).order_by("id")
+    for sample in qs.iterator(chunk_size=1000):
+        yield json.dumps(sample.to_dict(), ensure_ascii=False) + "\n"
