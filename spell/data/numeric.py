@@ -28,7 +28,7 @@ _NUMBER_TOKEN = re.compile(
 
 @dataclass(frozen=True)
 class NumericThresholds:
-    min_number_share: float = 0.12
+    min_number_share: float = 0.15
     min_table_line_share: float = 0.2
     table_row_min_numbers: int = 2
     min_numeric_doc_share: float = 0.5

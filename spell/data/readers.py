@@ -255,22 +255,26 @@ def _decode_text(data: bytes) -> str:
     """UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252; binary is refused."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            return _refuse_if_binary(data.decode("utf-16"))
         except UnicodeDecodeError as exc:
             raise _Rejected(ErrorReason.NOT_TEXT, f"not valid UTF-16 text: {exc.reason}") from None
     if b"\x00" in data[:_SNIFF_BYTES]:
         raise _Rejected(ErrorReason.NOT_TEXT, "the file looks binary (it contains NUL bytes)")
     try:
-        return data.decode("utf-8-sig")
+        return _refuse_if_binary(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         pass
     try:
-        text = data.decode("cp1252")
+        return _refuse_if_binary(data.decode("cp1252"))
     except UnicodeDecodeError:
         raise _Rejected(ErrorReason.NOT_TEXT, "not UTF-8 text and not Windows-1252 either") from None
-    # Binary data often decodes as cp1252; real text is mostly letters, digits and spaces.
-    controls = sum(1 for ch in text[:_SNIFF_BYTES] if ord(ch) < 32 and ch not in "\n\r\t\f")
-    if controls > 0.01 * min(len(text), _SNIFF_BYTES):
+
+
+def _refuse_if_binary(text: str) -> str:
+    # Binary data can decode as cp1252 (or even UTF-8); real text is letters, digits, spaces.
+    head = text[:_SNIFF_BYTES]
+    controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > 0.01 * len(head):
         raise _Rejected(ErrorReason.NOT_TEXT, "the file looks binary (many control bytes)")
     return text
 
