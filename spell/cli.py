@@ -1,0 +1,171 @@
+"""Command line: `python -m spell train | eval | prepare-model`.
+
+    python -m spell train --config run.toml --corpus corpus.jsonl --out DIR [--resume] [--attempt N]
+                          [--preset cpu-demo] [--model DIR] [--set section.key=value ...]
+    python -m spell eval (--model DIR | --checkpoint DIR) --set FILE [--set FILE ...] [--k 8]
+                          [--max-input-tokens N] [--limit N] [--out results.json]
+    python -m spell prepare-model [--tiny] [--dest DIR]
+
+Exit codes (docs/architecture.md): 0 finished or paused, 2 bad input (one line on stderr, nothing
+in OUT lost or half-written), 143 cancelled by SIGTERM, anything else a crash. Progress bars go to
+stderr; the machine-readable record of a run is OUT/events.jsonl.
+
+Several GPUs: `deepspeed --num_gpus N -m spell train ...`. The launcher sets LOCAL_RANK / RANK /
+WORLD_SIZE; only rank 0 writes events and checkpoints (see spell/train.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """`section.key=value` pairs; the value is read as TOML (4, 0.5, true, [1024, 2048], "x") and
+    as a plain string when it is not valid TOML (`model.path=var/models/x`)."""
+    from spell.evaluation import BadInput
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--set {item!r}: expected section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spell", description="SPELL self-play training.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="run SPELL self-play steps and write OUT/events.jsonl")
+    t.add_argument("--config", help="run.toml or run.json (sections of fields; may name a preset)")
+    t.add_argument("--corpus", required=True, help="corpus JSON lines (id, text, cluster, numeric)")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    t.add_argument("--attempt", type=int, default=1, help="attempt number written into every event")
+    t.add_argument("--preset", help="base preset (cpu-demo, paper-7b) under the config file")
+    t.add_argument("--model", help="model folder (overrides model.path)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one field, e.g. --set selfplay.group_size=4 (repeatable)")
+    t.add_argument("--no-progress", action="store_true", help="no tqdm bars on stderr")
+
+    e = sub.add_parser("eval", help="evaluate a model on evaluation sets (mean@k, pass@k)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model folder")
+    src.add_argument("--checkpoint", help="checkpoint folder (with model/) or a run's checkpoints/ folder")
+    e.add_argument("--set", dest="sets", action="append", required=True, metavar="FILE",
+                   help="evaluation set file: LongBench-v2 json, LongBench QA jsonl, DocMath json (repeatable)")
+    e.add_argument("--k", type=int, default=8, help="samples per question")
+    e.add_argument("--max-input-tokens", type=int, default=16384, help="middle-truncate inputs to this")
+    e.add_argument("--max-new-tokens", type=int, default=512, help="longest answer")
+    e.add_argument("--temperature", type=float, default=0.7)
+    e.add_argument("--top-p", type=float, default=0.95)
+    e.add_argument("--limit", type=int, default=None, help="only the first N items of each set")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", help="write the results as JSON here (else stdout only)")
+    e.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("prepare-model", help="build the SmolLM2 (or tiny random) model folder")
+    p.add_argument("--tiny", action="store_true", help="the tiny random Qwen2 for tests")
+    p.add_argument("--dest", help="folder under which model folders are built")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "prepare-model":
+            return _prepare_model(args)
+    except KeyboardInterrupt:
+        print("spell: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - bad input becomes exit 2, the rest re-raises
+        if _is_bad_input(exc):
+            print(f"spell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        raise
+    return 2
+
+
+def _is_bad_input(exc: BaseException) -> bool:
+    from spell.config import ConfigError
+    from spell.evaluation import BadInput
+    from spell.models import ModelError
+
+    kinds: tuple[type, ...] = (ConfigError, BadInput, ModelError)
+    try:
+        from spell.checkpoint import CheckpointError
+
+        kinds += (CheckpointError,)
+    except ImportError:
+        pass
+    return isinstance(exc, kinds)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _train(args: argparse.Namespace) -> int:
+    from spell.train import TrainOptions, resolve_config, train
+
+    cfg = resolve_config(
+        config_path=args.config, preset_name=args.preset, model=args.model, overrides=_parse_set(args.overrides)
+    )
+    options = TrainOptions(
+        corpus=Path(args.corpus),
+        out=Path(args.out),
+        resume=args.resume,
+        attempt=args.attempt,
+        progress=not args.no_progress,
+    )
+    return train(cfg, options)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from spell.evaluation import EvalOptions, evaluate_cli
+
+    results = evaluate_cli(
+        model=args.model,
+        checkpoint=args.checkpoint,
+        set_paths=[Path(p) for p in args.sets],
+        options=EvalOptions(
+            k=args.k,
+            max_input_tokens=args.max_input_tokens,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            limit=args.limit,
+            seed=args.seed,
+        ),
+        progress=not args.no_progress,
+    )
+    text = json.dumps(results, indent=2)
+    if args.out:
+        from spell.provenance import write_json_atomic
+
+        write_json_atomic(args.out, results)
+    print(text)
+    return 0
+
+
+def _prepare_model(args: argparse.Namespace) -> int:
+    from spell.models import SMOLLM2, TINY_RANDOM, prepare_model
+
+    folder = prepare_model(TINY_RANDOM if args.tiny else SMOLLM2, args.dest)
+    print(folder)
+    return 0

@@ -1,0 +1,334 @@
+"""The generation phases of one SPELL step (SPELL.md, "Step structure and batch").
+
+One generation batch, in the order the paper runs it:
+  1. `propose`: sample clusters and questioner prompts (equal shares per task, documents chosen
+     by the history memory, sizes bounded by the length curriculum) and generate one record each;
+  2. parse and validate the records;
+  3. `ground`: answer every valid question once with the documents replaced by "Empty";
+  4. `respond`: G responder rollouts per grounded question over ALL cluster documents (unseen
+     documents dropped until the prompt fits; a cluster whose questioner documents do not fit is
+     skipped and counted);
+  5. rule scores; `verify`: G verifier judgments per rollout; responder reward = max(rule, vote).
+The step (spell/selfplay.py) turns the records into rewards, the update batch and metrics.
+
+Every call to the engine gets a seed derived from (run seed, step, generation batch, phase), so
+a step is reproducible from its inputs alone (resume gives the same step as an uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from spell import prompts
+from spell.curriculum import HistoryMemory, LengthCurriculum, fit_responder_documents
+from spell.engines.base import Completion, RolloutEngine, SamplingParams
+from spell.parsing import OK, QuestionParse, extract_answer, parse_questioner, parse_verifier
+from spell.rewards import is_ungrounded, responder_reward, rule_score, verifier_majority
+
+TASKS = ("doc_general_qa", "doc_mc", "docmath_qa")
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from any parts, the same in every process (unlike `hash`)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpus as the step sees it
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Document:
+    id: str
+    text: str
+    title: str | None
+    tokens: int
+
+
+@dataclass
+class Cluster:
+    id: str
+    doc_ids: list[str]
+    numeric: bool
+
+
+@dataclass
+class Corpus:
+    documents: dict[str, Document]
+    clusters: list[Cluster]
+
+    @property
+    def doc_tokens(self) -> dict[str, int]:
+        return {d.id: d.tokens for d in self.documents.values()}
+
+    def clusters_for(self, task: str) -> list[Cluster]:
+        """Every cluster feeds general QA and MC; only numeric clusters feed DocMath."""
+        if task == "docmath_qa":
+            return [c for c in self.clusters if c.numeric]
+        return list(self.clusters)
+
+    def docs(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        return [{"title": self.documents[i].title, "text": self.documents[i].text} for i in ids]
+
+    @classmethod
+    def from_records(cls, records: Sequence[Any], count_tokens) -> "Corpus":
+        """From spell.data.read_corpus_jsonl records; `count_tokens(texts) -> list[int]`."""
+        counts = count_tokens([r.text for r in records])
+        documents = {r.id: Document(r.id, r.text, r.title, n) for r, n in zip(records, counts)}
+        clusters: dict[str, Cluster] = {}
+        for r in records:
+            c = clusters.setdefault(r.cluster, Cluster(r.cluster, [], False))
+            c.doc_ids.append(r.id)
+            c.numeric = c.numeric or r.numeric
+        return cls(documents, list(clusters.values()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Records of one generation batch
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollout:
+    """One generated sequence that may be trained on."""
+
+    prompt_ids: list[int]
+    completion: Completion
+
+
+@dataclass
+class Judgment:
+    """G verifier samples for one responder rollout."""
+
+    rollouts: list[Rollout]
+    decisions: list[int]
+    majority: int
+
+
+@dataclass
+class Answer:
+    """One responder rollout with its scores."""
+
+    rollout: Rollout
+    extracted: str | None
+    rule: float
+    judgment: Judgment | None = None  # None: the verifier was skipped (off, or no answer given)
+    reward: float = 0.0
+
+    @property
+    def majority(self) -> int | None:
+        return None if self.judgment is None else self.judgment.majority
+
+
+@dataclass
+class Proposal:
+    """One questioner sample and everything generated from it in this batch."""
+
+    task: str
+    cluster: str
+    doc_ids: list[str]  # the documents the questioner saw
+    memory_depth: int
+    stage_tokens: int  # the length curriculum's maximum context when it was asked
+    rollout: Rollout
+    parse: QuestionParse
+    grounding: Rollout | None = None
+    grounding_score: float | None = None
+    responder_doc_ids: list[str] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    skipped: str = ""  # why no responder ran although the record was valid ("context", "ungrounded")
+
+    @property
+    def context_tokens(self) -> int:
+        return self.answers[0].rollout.completion.prompt_tokens if self.answers else 0
+
+
+@dataclass
+class Phases:
+    """Wall-clock seconds per generation phase and counters for one generation batch."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: {"questioner": 0.0, "grounding": 0.0, "responder": 0.0, "verifier": 0.0})
+    skipped_clusters: int = 0  # questioner documents did not fit the stage / prompt limit
+    generated_tokens: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The phases
+# ---------------------------------------------------------------------------------------------
+
+
+class RolloutRunner:
+    """Runs the generation phases with one engine, tokenizer and config."""
+
+    def __init__(self, engine: RolloutEngine, tokenizer: Any, cfg: Any, corpus: Corpus, model_positions: int):
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.corpus = corpus
+        # A prompt may use the model's positions less the longest response.
+        self.prompt_limit = min(cfg.sampling.max_prompt_tokens, model_positions - cfg.sampling.max_response_tokens)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def encode(self, messages: list[dict[str, str]]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def sampling(self, seed: int, schema: dict[str, Any] | None = None) -> SamplingParams:
+        s = self.cfg.sampling
+        return SamplingParams(
+            temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_response_tokens, seed=seed, json_schema=schema
+        )
+
+    def _generate(self, phases: Phases, phase: str, prompts_: list[list[int]], n: int, sampling: SamplingParams) -> list[list[Completion]]:
+        if not prompts_:
+            return []
+        started = time.monotonic()
+        out = self.engine.generate(prompts_, n, sampling)
+        phases.seconds[phase] += time.monotonic() - started
+        phases.generated_tokens += sum(len(c.token_ids) for group in out for c in group)
+        return out
+
+    def task_counts(self) -> dict[str, int]:
+        """Questioner prompts per task for one generation batch: `questions_per_task` each at equal
+        weights (the mix scales it); DocMath only when the corpus has numeric clusters."""
+        mix = {t: w for t, w in self.cfg.tasks.mix.items() if w > 0 and self.corpus.clusters_for(t)}
+        if not mix:
+            return {}
+        total = self.cfg.selfplay.questions_per_task * len(mix)
+        weight = sum(mix.values())
+        return {t: max(1, round(total * w / weight)) for t, w in mix.items() if t in TASKS}
+
+    # -- 1. questioner ---------------------------------------------------------------------------
+
+    def propose(
+        self, memory: HistoryMemory, curriculum: LengthCurriculum, rng: random.Random, seed: int, phases: Phases
+    ) -> list[Proposal]:
+        budget = min(curriculum.max_context, self.prompt_limit)
+        structured = self.cfg.structured.questioner
+        proposals: list[Proposal] = []
+        for task, count in self.task_counts().items():
+            pending: list[tuple[str, list[str], int, list[int]]] = []
+            clusters = self.corpus.clusters_for(task)
+            for _ in range(count):
+                cluster = rng.choice(clusters)
+                doc_ids = memory.select_documents(task, cluster.id, cluster.doc_ids, rng)
+                depth = memory.memory_depth(task, cluster.id)
+                examples = memory.examples(task, cluster.id)
+                ids = self.encode(prompts.questioner_messages(task, self.corpus.docs(doc_ids), examples, structured=structured))
+                if len(ids) > budget:
+                    phases.skipped_clusters += 1  # the questioner's own documents do not fit
+                    continue
+                pending.append((cluster.id, doc_ids, depth, ids))
+            schema = prompts.questioner_schema(task) if structured else None
+            sampling = self.sampling(derive_seed(seed, "questioner", task), schema)
+            outputs = self._generate(phases, "questioner", [p[3] for p in pending], 1, sampling)
+            for (cluster_id, doc_ids, depth, ids), (completion,) in zip(pending, outputs):
+                parse = parse_questioner(
+                    task,
+                    completion.text,
+                    max_answer_tokens=self.cfg.selfplay.qa_answer_max_tokens,
+                    count_tokens=lambda s: len(self.tokenizer(s, add_special_tokens=False)["input_ids"]),
+                )
+                proposals.append(
+                    Proposal(task, cluster_id, doc_ids, depth, curriculum.max_context, Rollout(ids, completion), parse)
+                )
+        return proposals
+
+    # -- 3. grounding filter -----------------------------------------------------------------------
+
+    def ground(self, proposals: list[Proposal], seed: int, phases: Phases) -> None:
+        """Answer each valid question once without documents; a rule score >= threshold marks it
+        ungrounded (guessable). Off in the config: every valid question counts as grounded."""
+        valid = [p for p in proposals if p.parse.ok]
+        if not self.cfg.selfplay.grounding_enabled:
+            return
+        ids = [self.encode(prompts.grounding_messages(p.task, p.parse.question, p.parse.options)) for p in valid]
+        outputs = self._generate(phases, "grounding", ids, 1, self.sampling(derive_seed(seed, "grounding")))
+        for p, prompt_ids, (completion,) in zip(valid, ids, outputs):
+            p.grounding = Rollout(prompt_ids, completion)
+            p.grounding_score = rule_score(p.task, completion.text, p.parse.answer)
+            if is_ungrounded(p.grounding_score, self.cfg.selfplay.grounding_threshold):
+                p.skipped = "ungrounded"
+
+    # -- 4. responder ----------------------------------------------------------------------------
+
+    def respond(self, proposals: list[Proposal], curriculum: LengthCurriculum, seed: int, phases: Phases) -> None:
+        budget = min(curriculum.max_context, self.prompt_limit)
+        doc_tokens = self.corpus.doc_tokens
+        todo: list[tuple[Proposal, list[int]]] = []
+        for p in proposals:
+            if not p.parse.ok or p.skipped:
+                continue
+            cluster = next(c for c in self.corpus.clusters if c.id == p.cluster)
+            # What the prompt costs besides the documents: template, question, instructions.
+            overhead = len(self.encode(prompts.responder_messages(p.task, [], p.parse.question, p.parse.options)))
+            # format_documents adds a header line per document: count it with the document.
+            per_doc = {d: doc_tokens[d] + 8 for d in cluster.doc_ids}
+            kept = fit_responder_documents(p.doc_ids, cluster.doc_ids, per_doc, budget - overhead)
+            ids = None
+            if kept is not None:
+                ids = self.encode(prompts.responder_messages(p.task, self.corpus.docs(kept), p.parse.question, p.parse.options))
+                if len(ids) > budget:
+                    ids = None
+            if ids is None:
+                p.skipped = "context"
+                phases.skipped_clusters += 1
+                continue
+            p.responder_doc_ids = kept
+            todo.append((p, ids))
+        G = self.cfg.selfplay.group_size
+        outputs = self._generate(phases, "responder", [ids for _, ids in todo], G, self.sampling(derive_seed(seed, "responder")))
+        for (p, ids), completions in zip(todo, outputs):
+            for c in completions:
+                extracted = extract_answer(p.task, c.text)
+                p.answers.append(Answer(Rollout(ids, c), extracted, rule_score(p.task, c.text, p.parse.answer)))
+
+    # -- 5. verifier -----------------------------------------------------------------------------
+
+    def verify(self, proposals: list[Proposal], seed: int, phases: Phases) -> None:
+        """G verifier judgments per rollout with an answer, then r_res = max(rule, majority).
+        A rollout without an extracted answer is not sent to the verifier: its reward is the rule
+        score (0), as for a skipped verifier."""
+        cfg = self.cfg
+        todo: list[tuple[Proposal, Answer, list[int]]] = []
+        if cfg.selfplay.verifier_enabled:
+            for p in proposals:
+                for a in p.answers:
+                    if a.extracted is None:
+                        continue
+                    messages = prompts.verifier_messages(
+                        p.task, p.parse.question, a.extracted, p.parse.answer, p.parse.options, structured=cfg.structured.verifier
+                    )
+                    todo.append((p, a, self.encode(messages)))
+        schema = prompts.verifier_schema() if cfg.structured.verifier else None
+        sampling = self.sampling(derive_seed(seed, "verifier"), schema)
+        outputs = self._generate(phases, "verifier", [ids for *_, ids in todo], cfg.selfplay.verifier_samples, sampling)
+        for (p, a, ids), completions in zip(todo, outputs):
+            decisions = [parse_verifier(c.text) for c in completions]
+            majority = verifier_majority(decisions, rule=cfg.rewards.majority)
+            a.judgment = Judgment([Rollout(ids, c) for c in completions], decisions, majority)
+        for p in proposals:
+            for a in p.answers:
+                a.reward = responder_reward(a.rule, a.majority)
+
+    def generation_batch(
+        self, memory: HistoryMemory, curriculum: LengthCurriculum, rng: random.Random, seed: int
+    ) -> tuple[list[Proposal], Phases]:
+        phases = Phases()
+        proposals = self.propose(memory, curriculum, rng, seed, phases)
+        self.ground(proposals, seed, phases)
+        self.respond(proposals, curriculum, seed, phases)
+        self.verify(proposals, seed, phases)
+        return proposals, phases
+
+
+__all__ = [
+    "Answer", "Cluster", "Corpus", "Document", "Judgment", "Phases", "Proposal", "Rollout", "RolloutRunner",
+    "derive_seed", "OK",
+]

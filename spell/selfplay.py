@@ -1,0 +1,438 @@
+"""One SPELL step (SPELL.md, "Step structure and batch"), read top to bottom:
+
+    repeat (at most max_generation_batches) until B responder groups with varying rewards:
+        propose -> parse -> ground -> G responder rollouts -> rule scores -> G verifier votes
+        -> r_res = max(rule, vote) -> questioner rewards -> dynamic sampling -> memory update
+    role-balanced update batch -> advantages -> one optimizer step -> weight sync -> metrics
+
+The generation phases live in spell/rollout.py; rewards, batch and advantages are small pure
+functions in their own modules. With no varied group the update is skipped, but the step's
+metrics and every sample still go out.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from spell import batch as batching
+from spell.advantages import group_zscore, questioner_advantages
+from spell.curriculum import HistoryMemory, LengthCurriculum, MemoryEntry
+from spell.parsing import DROPPED, FORMAT_ERROR
+from spell.rewards import questioner_reward, verifier_group_eligible, verifier_judgment_rewards
+from spell.rollout import Corpus, Proposal, Rollout, RolloutRunner, derive_seed
+from spell.trainers.base import TrainSequence, collate, pack_micro_batches
+from spell.trainers.logprobs import token_logprobs
+
+ROLES = ("questioner", "responder", "verifier")
+
+
+@dataclass
+class SelfPlayState:
+    """What carries over from step to step besides the weights: the two curricula."""
+
+    memory: HistoryMemory
+    curriculum: LengthCurriculum
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "SelfPlayState":
+        return cls(HistoryMemory.from_config(cfg), LengthCurriculum.from_config(cfg))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"memory": self.memory.state_dict(), "curriculum": self.curriculum.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.memory.load_state_dict(state["memory"])
+        self.curriculum.load_state_dict(state["curriculum"])
+
+
+@dataclass
+class StepResult:
+    step: int
+    metrics: dict[str, Any]  # nested; the worker flattens it to dotted names
+    samples: list[dict[str, Any]]  # one per question/answer/verdict triple (docs/events.md)
+    trained: bool
+    promoted: bool = False  # the length curriculum moved to its next stage after this step
+
+
+@dataclass
+class _Scored:
+    """A proposal with its batch-level record (rewards, state) attached."""
+
+    proposal: Proposal
+    record: batching.QuestionRecord
+    group: batching.ResponderGroup | None
+    verifier_groups: list[batching.VerifierGroup] = field(default_factory=list)
+    generation_batch: int = 0
+
+
+class SelfPlay:
+    """Runs steps for one policy (engine for rollouts, trainer for updates)."""
+
+    def __init__(
+        self,
+        cfg: Any,
+        engine: Any,
+        trainer: Any,
+        tokenizer: Any,
+        corpus: Corpus,
+        model_positions: int,
+        state: SelfPlayState | None = None,
+        ref_model: Any = None,
+        recompute_old_logprobs: bool = False,
+        sync_weights: Callable[[], None] | None = None,
+    ):
+        self.cfg = cfg
+        self.engine = engine
+        self.trainer = trainer
+        self.tokenizer = tokenizer
+        self.runner = RolloutRunner(engine, tokenizer, cfg, corpus, model_positions)
+        self.state = state or SelfPlayState.from_config(cfg)
+        self.ref_model = ref_model  # only with loss.kl_coef > 0
+        # The HF engine records the very log-probabilities the trainer computes; an engine with
+        # other kernels (vLLM) should have them recomputed by the trainer (verl does the same).
+        self.recompute_old_logprobs = recompute_old_logprobs
+        self._sync = sync_weights or (lambda: engine.sync_weights(trainer.model.state_dict()))
+
+    # =============================================================================== the step
+
+    def step(self, step: int) -> StepResult:
+        cfg, sp = self.cfg, self.cfg.selfplay
+        started = time.monotonic()
+        seed = derive_seed(cfg.run.seed, "step", step)
+        rng = random.Random(seed)  # cluster / document / batch choices of this step
+        torch.manual_seed(seed)
+        memory, curriculum = self.state.memory, self.state.curriculum
+        stage_index, stage_tokens = curriculum.stage, curriculum.max_context
+
+        sampler = batching.DynamicSampler(sp.batch_groups, sp.max_generation_batches)
+        scored: list[_Scored] = []
+        gen_seconds: dict[str, float] = {}
+        skipped_clusters = generated_tokens = 0
+        while not sampler.done:
+            b = sampler.batches
+            proposals, phases = self.runner.generation_batch(memory, curriculum, rng, derive_seed(seed, "batch", b))
+            for k, v in phases.seconds.items():
+                gen_seconds[k] = gen_seconds.get(k, 0.0) + v
+            skipped_clusters += phases.skipped_clusters
+            generated_tokens += phases.generated_tokens
+            batch_scored = [self._score(p, b, step) for p in proposals]
+            sampler.add_batch([s.group for s in batch_scored if s.group is not None])
+            scored.extend(batch_scored)
+            if not proposals:
+                break  # nothing can be asked at this stage (every cluster too long): stop early
+
+        questions = [s.record for s in scored]
+        verifier_groups = [v for s in scored for v in s.verifier_groups]
+        update = batching.build_update_batch(
+            sampler.kept, questions, verifier_groups, rng,
+            bad_ratio=sp.bad_questioner_ratio, verifier_share=sp.verifier_share, train_questioner=sp.train_questioner,
+        )
+
+        times = {"generation": sum(gen_seconds.values()), "logprob": 0.0, "update": 0.0, "weight_sync": 0.0}
+        train_metrics: dict[str, float] = {}
+        role_counts = {r: 0 for r in ROLES}
+        if not update.empty:
+            sequences = self._sequences(update, role_counts)
+            if sequences:
+                t = time.monotonic()
+                self._logprobs(sequences)
+                times["logprob"] = time.monotonic() - t
+                t = time.monotonic()
+                train_metrics = self.trainer.train_step(sequences)
+                times["update"] = time.monotonic() - t
+                t = time.monotonic()
+                self._sync()
+                times["weight_sync"] = time.monotonic() - t
+
+        answers = [a for s in scored for a in s.proposal.answers]
+        promoted = False
+        if answers:
+            promoted = curriculum.record(sum(a.rule for a in answers) / len(answers))
+
+        total = time.monotonic() - started
+        metrics = self._metrics(
+            scored, sampler, update, train_metrics, role_counts, times, gen_seconds, total,
+            skipped_clusters, generated_tokens, stage_index, stage_tokens,
+        )
+        trained_ids = {id(q) for q in update.questioner} | {id(g.question) for g in update.responder}
+        samples = [x for s in scored for x in self._samples(s, stage_index, stage_tokens, id(s.record) in trained_ids)]
+        return StepResult(step, metrics, samples, trained=bool(train_metrics), promoted=promoted)
+
+    # ====================================================================== rewards per proposal
+
+    def _score(self, p: Proposal, generation_batch: int, step: int) -> _Scored:
+        """Rewards of one questioner sample and its groups, and the memory update."""
+        cfg, rw = self.cfg, self.cfg.rewards
+        record = batching.QuestionRecord(
+            task=p.task, cluster=p.cluster, question=p.parse.question, answer=p.parse.answer,
+            options=p.parse.options, doc_ids=list(p.doc_ids), sample=p.rollout,
+        )
+        group = None
+        verifier_groups: list[batching.VerifierGroup] = []
+        if p.parse.status == FORMAT_ERROR:
+            record.status, record.reward = batching.FORMAT_ERROR, rw.format_penalty
+        elif p.parse.status == DROPPED or p.skipped == "context":
+            record.status = batching.DROPPED  # no answer part / over-long answer / too long: not trained
+        elif p.skipped == "ungrounded":
+            record.status, record.reward = batching.UNGROUNDED, rw.ungrounded_penalty
+        else:
+            rewards = [a.reward for a in p.answers]
+            rbar = sum(rewards) / len(rewards)
+            record.rbar = rbar
+            record.reward = questioner_reward(rbar, mode=rw.questioner_mode, sigma=rw.sigma)
+            group = batching.ResponderGroup(record, rewards, [a.rollout for a in p.answers])
+            if not group.varied:
+                record.status = batching.ZERO_VARIANCE
+            for a in p.answers:
+                if a.judgment is None:
+                    continue
+                j = a.judgment
+                verifier_groups.append(
+                    batching.VerifierGroup(
+                        question=record,
+                        decisions=j.decisions,
+                        rewards=verifier_judgment_rewards(j.decisions, j.majority),
+                        majority=j.majority,
+                        eligible=verifier_group_eligible(
+                            j.decisions, j.majority, a.rule, mode=rw.verifier_eligibility,
+                            agreement_min=rw.agreement_min, agreement_max=rw.agreement_max,
+                        ),
+                        samples=j.rollouts,
+                    )
+                )
+            # History memory: the admission rule (paper: r_que > 0) decides; fresh questions only.
+            entry = MemoryEntry(p.parse.question, p.parse.answer, list(p.doc_ids), p.parse.options, rbar, step)
+            self.state.memory.offer(p.task, p.cluster, entry, r_que=record.reward, rbar=rbar)
+        return _Scored(p, record, group, verifier_groups, generation_batch)
+
+    # ====================================================================== the update batch
+
+    def _sequences(self, update: batching.UpdateBatch, role_counts: dict[str, int]) -> list[TrainSequence]:
+        """TrainSequences with advantages: group z-scores for responder and verifier, per-task
+        z-scores for the questioner.
+
+        The loss is the SUM of the three roles' token-mean losses. The trainer aggregates one
+        token-mean over the whole batch, and the clipped loss is positively homogeneous in the
+        advantage, so scaling each role's advantages by (all tokens / that role's tokens) turns
+        the one token-mean into the sum of per-role token-means."""
+        per_role: dict[str, list[tuple[Rollout, float]]] = {r: [] for r in ROLES}
+        for g in update.responder:
+            per_role["responder"] += list(zip(g.samples, group_zscore(g.rewards)))
+        qs = update.questioner
+        per_role["questioner"] = list(zip([q.sample for q in qs], questioner_advantages([q.reward for q in qs], [q.task for q in qs])))
+        for v in update.verifier:
+            per_role["verifier"] += list(zip(v.samples, group_zscore(v.rewards)))
+        tokens = {r: sum(len(ro.completion.token_ids) for ro, _ in items) for r, items in per_role.items()}
+        all_tokens = sum(tokens.values())
+        out: list[TrainSequence] = []
+        for role, items in per_role.items():
+            scale = all_tokens / tokens[role] if tokens[role] else 0.0
+            for rollout, advantage in items:
+                c = rollout.completion
+                if not c.token_ids:
+                    continue
+                out.append(TrainSequence(list(rollout.prompt_ids), list(c.token_ids), list(c.logprobs), advantage * scale, role))
+                role_counts[role] += 1
+        return out
+
+    def _logprobs(self, sequences: list[TrainSequence]) -> None:
+        """Old log-probabilities recomputed by the trainer (when asked) and reference
+        log-probabilities (only with a KL penalty)."""
+        if self.recompute_old_logprobs:
+            for seq, lp in zip(sequences, self.trainer.compute_logprobs(sequences)):
+                seq.old_logprobs = lp
+        if self.ref_model is not None and self.cfg.loss.kl_coef > 0:
+            for seq, lp in zip(sequences, _model_logprobs(self.ref_model, sequences, self.trainer.settings)):
+                seq.ref_logprobs = lp
+
+    # ====================================================================== metrics
+
+    def _metrics(
+        self, scored, sampler, update, train, role_counts, times, gen_seconds, total,
+        skipped_clusters, generated_tokens, stage_index, stage_tokens,
+    ) -> dict[str, Any]:
+        records = [s.record for s in scored]
+        answers = [(s.proposal, a) for s in scored for a in s.proposal.answers]
+        groups = [s.group for s in scored if s.group is not None]
+        vgroups = [v for s in scored for v in s.verifier_groups]
+        votes = [d for v in vgroups for d in v.decisions]
+        valid_votes = [d for d in votes if d in (0, 1)]
+        judged = [a for _, a in answers if a.judgment is not None and a.judgment.majority in (0, 1)]
+        answered_records = [r for r in records if r.rbar is not None]
+        status = lambda name: sum(1 for r in records if r.status == name)  # noqa: E731
+        ctx = [p.context_tokens for p, _ in answers]
+        resp_lens = [len(a.rollout.completion.token_ids) for _, a in answers]
+        depths = [s.proposal.memory_depth for s in scored]
+        model_seconds = times["generation"] + times["logprob"] + times["update"] + times["weight_sync"]
+        trained_tokens = train.get("tokens", 0.0)
+
+        per_task: dict[str, Any] = {}
+        for task in sorted({r.task for r in records}):
+            rs = [a.reward for p, a in answers if p.task == task]
+            per_task[task] = {
+                "questions": sum(1 for r in records if r.task == task),
+                "valid": sum(1 for s in scored if s.record.task == task and s.proposal.parse.ok),
+                "responder_reward": _mean(rs),
+                "pass_rate": _mean([1.0 if a.rule >= 1.0 else 0.0 for p, a in answers if p.task == task]),
+                "questioner_reward": _mean([r.reward for r in records if r.task == task and r.status != batching.DROPPED]),
+            }
+        return {
+            "reward": {
+                "questioner": _mean([r.reward for r in records if r.status != batching.DROPPED]),
+                "responder": _mean([a.reward for _, a in answers]),
+                "verifier": _mean([x for v in vgroups for x in v.rewards]),
+                "rule": _mean([a.rule for _, a in answers]),
+            },
+            "pass_rate": {
+                # responder: share of rollouts whose reward is 1; rule: whose rule score is 1
+                "responder": _mean([1.0 if a.reward >= 1.0 else 0.0 for _, a in answers]),
+                "rule": _mean([1.0 if a.rule >= 1.0 else 0.0 for _, a in answers]),
+                "grounding": _mean([0.0 if s.proposal.skipped == "ungrounded" else 1.0 for s in scored if s.proposal.grounding is not None]),
+            },
+            "questioner": {
+                "samples": len(records),
+                "valid": sum(1 for s in scored if s.proposal.parse.ok),
+                "parse_rate": _mean([0.0 if s.proposal.parse.status == FORMAT_ERROR else 1.0 for s in scored]),
+                "format_error": status(batching.FORMAT_ERROR),
+                "ungrounded": status(batching.UNGROUNDED),
+                "zero_variance": status(batching.ZERO_VARIANCE),
+                "all_solved": sum(1 for r in answered_records if r.rbar >= 1.0),
+                "none_solved": sum(1 for r in answered_records if r.rbar <= 0.0),
+                "dropped": status(batching.DROPPED),
+                "skipped_context": sum(1 for s in scored if s.proposal.skipped == "context"),
+                "rbar": _mean([r.rbar for r in answered_records]),
+            },
+            "responder": {
+                "groups": len(groups),
+                "varied_groups": sum(1 for g in groups if g.varied),
+                "keep_ratio": _mean([1.0 if g.varied else 0.0 for g in groups]),
+                "response_tokens": _mean(resp_lens),
+                "truncated_rate": _mean([1.0 if a.rollout.completion.truncated else 0.0 for _, a in answers]),
+                "no_answer_rate": _mean([1.0 if a.extracted is None else 0.0 for _, a in answers]),
+            },
+            "verifier": {
+                "judgments": len(votes),
+                "yes_rate": _mean([1.0 if d == 1 else 0.0 for d in valid_votes]),
+                "format_error_rate": _mean([1.0 if d not in (0, 1) else 0.0 for d in votes]),
+                # how often the majority says what the rule score says (rule 0/1 only)
+                "agreement_with_rule": _mean([1.0 if float(a.judgment.majority) == a.rule else 0.0 for a in judged if a.rule in (0.0, 1.0)]),
+                "eligible_groups": sum(1 for v in vgroups if v.eligible),
+            },
+            "context_tokens": {"mean": _mean(ctx), "max": max(ctx) if ctx else None},
+            "memory": {"depth_mean": _mean(depths), "depth_max": max(depths) if depths else None},
+            "curriculum": {
+                "stage": stage_index,
+                "max_context": stage_tokens,
+                "rolling_accuracy": self.state.curriculum.rolling_accuracy,
+            },
+            "task": per_task,
+            "batch": {
+                "generation_batches": sampler.batches,
+                "skipped_clusters": skipped_clusters,
+                "responder_groups": update.counts.get("responder_groups", 0),
+                "questioner_good": update.counts.get("questioner_good", 0),
+                "questioner_bad": update.counts.get("questioner_bad", 0),
+                "verifier_groups": update.counts.get("verifier_groups", 0),
+                "sequences": role_counts,
+                "updated": 1 if train else 0,
+            },
+            "train": {
+                "loss": train.get("loss"),
+                "pg_loss": train.get("pg_loss"),
+                # With no reference model (kl_coef 0) this is the KL between the rollout policy
+                # and the trained one at the update (k1 estimate; ~0 when strictly on-policy).
+                "kl": train.get("kl", train.get("approx_kl_old")),
+                "entropy": train.get("entropy"),
+                "grad_norm": train.get("grad_norm"),
+                "clip_fraction": train.get("clip_fraction"),
+                "tokens": trained_tokens,
+            },
+            "throughput": {
+                "generated_tokens": generated_tokens,
+                "generation_tokens_per_s": generated_tokens / times["generation"] if times["generation"] > 0 else None,
+                "trained_tokens_per_s": trained_tokens / times["update"] if times["update"] > 0 else None,
+            },
+            "time": {
+                **{k: round(v, 4) for k, v in times.items()},
+                "phases": {k: round(v, 4) for k, v in gen_seconds.items()},
+                "total": round(total, 4),
+                # parsing, rewards, prompt building, batching, bookkeeping: everything that is not
+                # the model generating, scoring or updating
+                "outside_model": round(max(total - model_seconds, 0.0), 4),
+                "outside_model_share": round(max(total - model_seconds, 0.0) / total, 4) if total > 0 else None,
+            },
+        }
+
+    # ====================================================================== samples
+
+    def _samples(self, s: _Scored, stage_index: int, stage_tokens: int, trained: bool) -> list[dict[str, Any]]:
+        """One triple per responder rollout; a question that got no rollouts is one triple with no
+        response (its questioner output kept, so bad records can be inspected)."""
+        p, r = s.proposal, s.record
+        base = {
+            "task": p.task,
+            "cluster": p.cluster,
+            "doc_ids": list(p.doc_ids),
+            "responder_doc_ids": list(p.responder_doc_ids),
+            "question": p.parse.question or None,
+            "reference": p.parse.answer or None,
+            "options": p.parse.options,
+            "questioner_status": r.status,
+            "questioner_reason": p.parse.reason or p.skipped or None,
+            "grounding_score": p.grounding_score,
+            "memory_depth": p.memory_depth,
+            "curriculum_stage": stage_index,
+            "curriculum_max_context": stage_tokens,
+            "generation_batch": s.generation_batch,
+            "rbar": r.rbar,
+            "trained": trained,
+        }
+        if not p.answers:
+            return [{**base, "questioner_output": p.rollout.completion.text, "context_tokens": p.rollout.completion.prompt_tokens,
+                     "response": None, "extracted_answer": None, "votes": [], "majority": None, "verdict": None,
+                     "rule_score": None, "rewards": {"questioner": r.reward, "responder": None, "verifier": None}}]
+        out = []
+        vg_by_answer = iter(s.verifier_groups)
+        for i, a in enumerate(p.answers):
+            vg = next(vg_by_answer) if a.judgment is not None else None
+            majority = a.majority
+            out.append({
+                **base,
+                "rollout": i,
+                "context_tokens": a.rollout.completion.prompt_tokens,
+                "response": a.rollout.completion.text,
+                "response_tokens": len(a.rollout.completion.token_ids),
+                "extracted_answer": a.extracted,
+                "votes": list(a.judgment.decisions) if a.judgment else [],
+                "verifier_outputs": [ro.completion.text[:2000] for ro in a.judgment.rollouts] if a.judgment else [],
+                "majority": majority,
+                "verdict": {1: "YES", 0: "NO", -1: "INVALID"}.get(majority, "SKIPPED") if majority is not None else "SKIPPED",
+                "verifier_eligible": vg.eligible if vg else None,
+                "rule_score": a.rule,
+                "rewards": {"questioner": r.reward, "responder": a.reward, "verifier": _mean(vg.rewards) if vg else None},
+            })
+        return out
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+@torch.no_grad()
+def _model_logprobs(model: Any, sequences: list[TrainSequence], settings: Any) -> list[list[float]]:
+    """Response-token log-probabilities of `sequences` under `model` (the frozen reference)."""
+    out: list[list[float]] = [[] for _ in sequences]
+    device = next(model.parameters()).device
+    for group in pack_micro_batches(sequences, settings.micro_batch_tokens):
+        micro = collate(sequences, group, settings.pad_token_id).to(device)
+        scored = token_logprobs(model, micro.input_ids, micro.attention_mask, micro.response_mask, chunk_size=settings.logprob_chunk_tokens)
+        for row, index in enumerate(micro.indices):
+            out[index] = scored.logprobs[row][micro.response_mask[row]].tolist()
+    return out

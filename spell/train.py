@@ -1,0 +1,372 @@
+"""The training loop: `python -m spell train` (nanoGPT shape: evaluate / step / checkpoint / log).
+
+    check the inputs (config, corpus, model, checkpoint) before anything is written to OUT
+    load the model (or the checkpoint's), the engine and the trainer; write config + provenance
+    evaluate at step 0 (the baseline)
+    for each step: SPELL step -> metrics + samples -> evaluate every N -> checkpoint every N
+
+Determinism: every random choice of step k comes from seeds derived from (run.seed, k) (see
+spell/rollout.py), the weights and optimizer state come from the checkpoint, and the curricula
+(memory + length stage) are in state.json; so a run stopped after step k and resumed gives the
+same step k+1 as an uninterrupted run (on CPU; GPU kernels are not bit-reproducible).
+
+Process control (docs/architecture.md): SIGTERM stops now (exit 143); SIGUSR1 finishes the
+current step, checkpoints, emits log "paused" and exits 0.
+
+Several GPUs: started by `deepspeed --num_gpus N -m spell train ...`, every rank runs this same
+loop with the same seeds (so the same rollouts), the DeepSpeed trainer shards the optimizer
+state, and only rank 0 writes events, config, provenance and checkpoints. This path has not been
+run here (no GPU): rollouts are not split across ranks, which wastes (N-1)/N of generation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from spell.config import ConfigError, RunConfig, config_from_mapping, preset, with_overrides
+from spell.evaluation import BadInput
+
+EXIT_CANCELLED = 143
+
+
+@dataclass
+class TrainOptions:
+    corpus: Path
+    out: Path
+    resume: bool = False
+    attempt: int = 1
+    progress: bool = True
+    heartbeat_s: float = 10.0
+
+
+class Cancelled(Exception):
+    """SIGTERM arrived: stop now."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and input checks (nothing is written before these pass)
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_config(
+    *, config_path: str | None, preset_name: str | None, model: str | None, overrides: dict[str, Any]
+) -> RunConfig:
+    """--preset, then the config file (its own `preset` wins), then --model, then --set."""
+    data: dict[str, Any] = {}
+    if config_path:
+        import tomllib
+
+        p = Path(config_path)
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read config {p}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(raw) if p.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadInput(f"config {p} is not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {exc}") from None
+    if preset_name and "preset" not in data:
+        data["preset"] = preset_name
+    cfg = config_from_mapping(data)
+    if model:
+        cfg = with_overrides(cfg, {"model.path": model})
+    if overrides:
+        cfg = with_overrides(cfg, overrides)
+    return cfg
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment; (0, 1) for a plain process."""
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    return rank, int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int, Any]:
+    """Config values, corpus, model folder and context, checkpoint: all before touching OUT."""
+    from spell.data.ingest import CorpusFormatError, document_sets, read_corpus_jsonl
+    from spell.models import model_max_positions
+
+    cfg.validate()
+    if not options.corpus.is_file():
+        raise BadInput(f"corpus {options.corpus} does not exist")
+    try:
+        records = read_corpus_jsonl(options.corpus)
+    except CorpusFormatError as exc:
+        raise BadInput(f"corpus {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read corpus {options.corpus}: {exc}") from None
+    m = cfg.tasks.docs_per_question
+    sets = document_sets(records)
+    biggest = max(len(s.documents) for s in sets)
+    if biggest < m:
+        raise BadInput(
+            f"corpus {options.corpus}: the largest document set has {biggest} documents, fewer than "
+            f"tasks.docs_per_question = {m}; add documents or lower it"
+        )
+    positions = model_max_positions(cfg.model.path)  # ModelError: missing / unreadable folder
+    try:
+        cfg.validate(model_max_positions=positions)
+    except ConfigError as exc:
+        raise BadInput(f"the model in {cfg.model.path} does not fit the asked context: {exc}") from None
+    checkpoint = None
+    if options.resume:
+        checkpoint = _find_checkpoint(options.out)
+    return records, positions, checkpoint
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints (spell/checkpoint.py does the files; this is what goes in them)
+# ---------------------------------------------------------------------------------------------
+
+
+def _find_checkpoint(out: Path) -> Any:
+    """The latest complete checkpoint, read and checked; None when the run has none yet."""
+    from spell import checkpoint as ckpt
+
+    try:
+        return ckpt.load_latest(out / "checkpoints")
+    except ckpt.CheckpointError as exc:
+        raise BadInput(f"cannot resume from {out / 'checkpoints'}: {exc}") from None
+
+
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., Any] | None = None) -> int:
+    """Run (or resume) a training run into options.out; returns the exit code.
+
+    `make_engine(model, tokenizer, cfg)` replaces the engine (tests wrap the HF engine)."""
+    records, positions, checkpoint = _check_inputs(cfg, options)
+    rank, world = _distributed()
+    is_main = rank == 0
+
+    import torch
+
+    from spell import checkpoint as ckpt
+    from spell.events import EventWriter
+    from spell.loss import policy_loss
+    from spell.models import load_model
+    from spell.provenance import build_provenance, write_json_atomic
+    from spell.rollout import Corpus
+    from spell.selfplay import SelfPlay, SelfPlayState
+
+    _seed_everything(cfg.run.seed)
+    model_dir = Path(checkpoint.model_dir) if checkpoint is not None else Path(cfg.model.path)
+    device = "cuda" if cfg.trainer.device == "cuda" and torch.cuda.is_available() else "cpu"
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(cfg.model.dtype)
+    model, tokenizer = load_model(model_dir, dtype=dtype, device=device)
+
+    trainer = _make_trainer(cfg, model, tokenizer, device, policy_loss)
+    if make_engine is not None:
+        engine = make_engine(model, tokenizer, cfg)
+    else:
+        engine = _make_engine(cfg, model, tokenizer, device)
+    corpus = Corpus.from_records(records, lambda texts: [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts])
+    state = SelfPlayState.from_config(cfg)
+    ref_model = None
+    if cfg.loss.kl_coef > 0:  # the reference is the starting policy, frozen
+        ref_model, _ = load_model(cfg.model.path, dtype=dtype, device=device)
+        ref_model.requires_grad_(False)
+    start_step, best = 0, None
+    if checkpoint is not None:
+        trainer.load_state_dict({"optimizer": checkpoint.optimizer_state(), "steps_done": checkpoint.state["step"]})
+        state.load_state_dict(checkpoint.state["selfplay"])
+        start_step = int(checkpoint.state["step"])
+        best = checkpoint.state.get("best")
+        if "rng" in checkpoint.state:
+            _set_rng_state(ckpt.decode_rng(checkpoint.state["rng"]) if hasattr(ckpt, "decode_rng") else checkpoint.state["rng"])
+    selfplay = SelfPlay(
+        cfg, engine, trainer, tokenizer, corpus, positions, state, ref_model=ref_model,
+        recompute_old_logprobs=cfg.engine.name != "hf",
+    )
+
+    out = options.out
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "config.json", cfg.to_dict())
+        write_json_atomic(
+            out / "provenance.json",
+            build_provenance(
+                config=cfg.to_dict(), seed=cfg.run.seed, corpus_path=options.corpus, model_path=str(cfg.model.path),
+                attempt=options.attempt, extra={"world_size": world, "resumed_from_step": start_step if checkpoint else None},
+            ),
+        )
+    events = EventWriter(out / "events.jsonl", options.attempt, enabled=is_main)
+    events.step = start_step
+    events.start_heartbeat(options.heartbeat_s)
+    pause = {"requested": False}
+    _install_signals(pause)
+
+    eval_sets = _eval_sets(cfg)
+    try:
+        events.log(
+            f"resumed from step {start_step}" if checkpoint else "started",
+            step=start_step, attempt=options.attempt, world_size=world, model=str(model_dir),
+        )
+        events.emit("stage", _stage_payload(state, "start"), step=start_step)
+        if start_step == 0 and cfg.eval.at_start and eval_sets:
+            best = _evaluate(cfg, engine, tokenizer, eval_sets, events, 0, best)
+        bar = _bar(cfg.run.steps, start_step, options.progress and is_main)
+        for step in range(start_step + 1, cfg.run.steps + 1):
+            events.step = step
+            result = selfplay.step(step)
+            events.emit("metrics", result.metrics, step=step)
+            for sample in result.samples:
+                events.emit("sample", sample, step=step)
+            if result.promoted:
+                events.emit("stage", _stage_payload(state, "promoted"), step=step)
+            if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and eval_sets:
+                best = _evaluate(cfg, engine, tokenizer, eval_sets, events, step, best)
+            last = step == cfg.run.steps
+            due = (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0) or last or pause["requested"]
+            if due and is_main:
+                _save(cfg, out, step, trainer, tokenizer, state, best, events)
+            bar.update(1)
+            bar.set_postfix_str(_postfix(result.metrics))
+            if pause["requested"] and not last:
+                events.log("paused", step=step)
+                return 0
+        bar.close()
+        events.log("finished", step=cfg.run.steps)
+        return 0
+    except Cancelled:
+        events.log("cancelled", level="warning")
+        return EXIT_CANCELLED
+    except Exception as exc:
+        events.error(f"{type(exc).__name__}: {exc}", kind="crash")
+        raise
+    finally:
+        events.close()
+        engine.close()
+
+
+def _make_trainer(cfg: RunConfig, model: Any, tokenizer: Any, device: str, policy_loss: Any) -> Any:
+    from spell.trainers.base import TrainerSettings
+
+    settings = TrainerSettings.from_run_config(cfg, pad_token_id=tokenizer.pad_token_id or 0)
+    settings.compute_entropy = True  # reported every step (the loss uses it only with entropy_coef > 0)
+    loss = functools.partial(
+        policy_loss, clip=cfg.loss.clip, aggregation=cfg.loss.aggregation, kl_coef=cfg.loss.kl_coef,
+        kl_estimator=cfg.loss.kl_estimator, entropy_coef=cfg.loss.entropy_coef,
+    )
+    if cfg.trainer.backend == "deepspeed":
+        from spell.trainers.deepspeed_trainer import DeepSpeedTrainer
+
+        return DeepSpeedTrainer(model, loss, settings, device=device)
+    from spell.trainers.torch_trainer import TorchTrainer
+
+    return TorchTrainer(model, loss, settings, device=device)
+
+
+def _make_engine(cfg: RunConfig, model: Any, tokenizer: Any, device: str) -> Any:
+    if cfg.engine.name == "vllm":
+        from spell.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine.from_run_config(cfg) if hasattr(VLLMEngine, "from_run_config") else VLLMEngine(cfg.model.path)
+    from spell.engines.hf import HFEngine
+
+    return HFEngine(model, tokenizer, device=device, share_prefix=cfg.engine.prefix_caching)
+
+
+def _save(cfg, out, step, trainer, tokenizer, state, best, events) -> None:
+    from spell import checkpoint as ckpt
+
+    path = ckpt.save_checkpoint(
+        out / "checkpoints",
+        step,
+        model=trainer.model,
+        tokenizer=tokenizer,
+        trainer=trainer,
+        state={"step": step, "selfplay": state.state_dict(), "best": best, "rng": _rng_state()},
+    )
+    removed = ckpt.apply_retention(out / "checkpoints", keep_last=cfg.checkpoint.keep_last, keep_best=best["step"] if (best and cfg.checkpoint.keep_best) else None)
+    events.emit("checkpoint", {"path": str(path), "name": Path(path).name, "removed": [str(r) for r in removed or []], "best_step": best["step"] if best else None}, step=step)
+
+
+def _eval_sets(cfg: RunConfig) -> dict[str, list[Any]]:
+    from spell.evaluation import read_sets
+
+    return read_sets(cfg.eval.sets) if cfg.eval.sets else {}
+
+
+def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> dict[str, Any] | None:
+    from spell.evaluation import EvalOptions, evaluate
+
+    options = EvalOptions(
+        k=cfg.eval.samples, max_input_tokens=cfg.eval.max_input_tokens, max_new_tokens=cfg.sampling.max_response_tokens,
+        temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, seed=cfg.run.seed,
+    )
+    results = evaluate(engine, tokenizer, sets, options)
+    events.emit("eval", results, step=step)
+    if results["mean"] is not None and (best is None or results["mean"] > best["mean"]):
+        return {"step": step, "mean": results["mean"]}
+    return best
+
+
+def _stage_payload(state: Any, reason: str) -> dict[str, Any]:
+    c = state.curriculum
+    return {"reason": reason, "stage": c.stage, "max_context": c.max_context, "stages": list(c.stages), "rolling_accuracy": c.rolling_accuracy}
+
+
+def _install_signals(pause: dict[str, bool]) -> None:
+    def on_term(signum, frame):  # noqa: ARG001
+        raise Cancelled()
+
+    def on_usr1(signum, frame):  # noqa: ARG001
+        pause["requested"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, on_usr1)
+
+
+def _bar(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="spell train", unit="step", disable=not enabled, file=sys.stderr)
+
+
+def _postfix(m: dict[str, Any]) -> str:
+    r = m.get("reward", {})
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    return f"r_res={fmt(r.get('responder'))} r_que={fmt(r.get('questioner'))} t={m.get('time', {}).get('total', 0):.0f}s"
