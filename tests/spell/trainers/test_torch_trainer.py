@@ -14,7 +14,7 @@ def reinforce_loss(logprobs, old_logprobs, advantages, mask, ref_logprobs=None, 
     """Token-mean -A * logp: simple enough to reason about, same call shape as spell.loss."""
     mask = mask.float()
     loss = -(advantages * logprobs * mask).sum() / mask.sum()
-    return loss, {"mean_logprob": float((logprobs * mask).sum() / mask.sum())}
+    return loss, {"mean_logprob": float((logprobs.detach() * mask).sum() / mask.sum())}
 
 
 def toy_batch() -> list[TrainSequence]:
