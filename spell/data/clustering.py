@@ -1,7 +1,8 @@
 """Group documents into document sets of about `target_size` (the paper: ~20) for self-play.
 
 Clusters named in the uploaded file are kept as they are. The other documents are embedded with
-TF-IDF (L2-normalised, so k-means on them behaves like cosine clustering) and split by seeded
+TF-IDF (L2-normalised, so k-means on them behaves like cosine clustering; above 128 documents
+reduced by a seeded truncated SVD first) and split by seeded
 k-means into ceil(n / target_size) groups; a group over twice the target is split again (the
 paper's hierarchical k-means, offline and without an embedding model). Groups under `min_size`
 are then dissolved, their documents moving to the nearest remaining centroid, so no set is smaller
@@ -19,7 +20,10 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import sparse
 from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class ClusterOptions:
     max_features: int = 50_000
     label_terms: int = 3
     id_prefix: str = "c"
+    # k-means runs on a seeded truncated SVD of the TF-IDF matrix (latent semantic analysis)
+    # when there are more documents than this: ~10x faster on thousands of documents and it
+    # merges synonyms a bag of words keeps apart. None: k-means on TF-IDF itself.
+    svd_dims: int | None = 128
+    # BLAS threads for k-means / SVD. One is fastest here: measured 5 s vs 29 s for 2,000
+    # documents on a busy 2-core machine, where BLAS threads fight the other processes.
+    # None: the library default.
+    blas_threads: int | None = 1
 
 
 @dataclass
@@ -62,8 +74,26 @@ def _vectorize(texts: Sequence[str], options: ClusterOptions) -> tuple[sparse.cs
     return matrix.tocsr(), terms
 
 
+def _reduce(matrix: sparse.csr_matrix, options: ClusterOptions):
+    """The vectors k-means and the nearest-centroid moves use (rows L2-normalised)."""
+    dims = options.svd_dims
+    if dims is None or matrix.shape[0] <= dims:
+        return matrix
+    if matrix.shape[1] <= dims:  # a small vocabulary: dense k-means is faster than sparse
+        return matrix.toarray()
+    reduced = TruncatedSVD(n_components=dims, random_state=options.seed).fit_transform(matrix)
+    return normalize(reduced).astype(np.float32)
+
+
 def _centroids(matrix: sparse.csr_matrix, groups: list[list[int]]) -> np.ndarray:
-    return np.vstack([np.asarray(matrix[members].mean(axis=0)).ravel() for members in groups])
+    """Mean vector of each group, as one sparse product (slicing the matrix per group is ~50x
+    slower on a few thousand documents)."""
+    rows = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    cols = np.fromiter((i for g in groups for i in g), dtype=np.int64, count=len(rows))
+    weights = np.repeat([1.0 / len(g) for g in groups], [len(g) for g in groups])
+    averaging = sparse.csr_matrix((weights, (rows, cols)), shape=(len(groups), matrix.shape[0]))
+    product = averaging @ matrix
+    return np.asarray(product.todense() if sparse.issparse(product) else product)
 
 
 def _kmeans(matrix: sparse.csr_matrix, indices: list[int], k: int, seed: int) -> list[list[int]]:
@@ -127,6 +157,12 @@ def _fresh_ids(prefix: str, taken: set[str]) -> Callable[[], str]:
 def cluster_documents(texts: Sequence[str], given: Sequence[str | None] | None = None,
                       options: ClusterOptions = ClusterOptions()) -> Clustering:
     """Assign every document to a cluster. `given[i]` is the cluster the file named, or None."""
+    with threadpool_limits(limits=options.blas_threads):
+        return _cluster(texts, given, options)
+
+
+def _cluster(texts: Sequence[str], given: Sequence[str | None] | None,
+             options: ClusterOptions) -> Clustering:
     if options.min_size < 1 or options.target_size < options.min_size:
         raise ValueError("need 1 <= min_size <= target_size")
     given = list(given) if given is not None else [None] * len(texts)
@@ -142,11 +178,12 @@ def cluster_documents(texts: Sequence[str], given: Sequence[str | None] | None =
     for index, name in enumerate(given):
         (named.setdefault(name, []) if name is not None else free).append(index)
 
+    vectors = _reduce(matrix, options)
     new_groups: list[list[int]] = []
     if free and named and len(free) < options.min_size:
         # Too few to form a set of their own: each joins the named cluster it resembles most.
         names = sorted(named)
-        similarity = np.asarray(matrix[free] @ _centroids(matrix, [named[n] for n in names]).T)
+        similarity = np.asarray(vectors[free] @ _centroids(vectors, [named[n] for n in names]).T)
         for index, row in zip(free, similarity):
             named[names[int(np.argmax(row))]].append(index)
         notes.append(f"{len(free)} document(s) without a cluster joined the most similar named cluster")
@@ -154,7 +191,7 @@ def cluster_documents(texts: Sequence[str], given: Sequence[str | None] | None =
         if len(free) < 2 * options.min_size:
             new_groups = [free]  # cannot make two sets of min_size: one set
         else:
-            new_groups = _dissolve_small(matrix, _split_large(matrix, free, options), options.min_size)
+            new_groups = _dissolve_small(vectors, _split_large(vectors, free, options), options.min_size)
     for name, members in named.items():
         if len(members) < options.min_size:
             notes.append(f"cluster '{name}' from the file has {len(members)} document(s), "
