@@ -108,8 +108,10 @@ def set_role(membership: Membership, role: str) -> Membership:
 def set_admin(user, is_admin: bool, acting_user) -> None:
     if user.pk == acting_user.pk and not is_admin:
         raise AccountError("You cannot take away your own admin rights (ask another admin).")
+    # Admin is global: the app's pages (is_staff) and the Django admin site's models (is_superuser).
     user.is_staff = is_admin
-    user.save(update_fields=["is_staff"])
+    user.is_superuser = is_admin
+    user.save(update_fields=["is_staff", "is_superuser"])
 
 
 def set_quota(team: Team, quota) -> Team:

@@ -45,7 +45,7 @@ def _show_errors(request, form) -> None:
 @login_required
 def tokens(request):
     new_token = None
-    form = forms.TokenForm(request.POST or None)
+    form = forms.TokenForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -69,7 +69,7 @@ def revoke_token(request, pk: int):
 # --- teams and users (admins) ----------------------------------------------------------------------
 @admin_required
 def teams(request):
-    form = forms.TeamForm(request.POST or None)
+    form = forms.TeamForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -211,7 +211,7 @@ def accept_invitation(request, key: str):
             messages.success(request, f"You joined {invitation.team.name}.")
             return redirect("home")
         return render(request, "accounts/accept_invitation.html", {"invitation": invitation, "form": None})
-    form = forms.AcceptInvitationForm(request.POST or None, email=invitation.email)
+    form = forms.AcceptInvitationForm(request.POST if request.method == "POST" else None, email=invitation.email)
     if request.method == "POST" and form.is_valid():
         try:
             user = services.create_invited_user(

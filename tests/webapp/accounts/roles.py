@@ -36,7 +36,7 @@ def make_people() -> People:
     return People(
         team=team,
         other_team=other,
-        admin=user("admin", is_staff=True),
+        admin=user("admin", is_staff=True, is_superuser=True),
         owner=user("owner", team),
         teammate=user("teammate", team),
         annotator=user("annotator", team, Membership.Role.ANNOTATOR),
