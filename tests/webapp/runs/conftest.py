@@ -13,6 +13,11 @@ from tests.webapp.runs.factories import make_corpus, make_run  # noqa: F401 - he
 
 
 @pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def runs_root(settings, tmp_path):
     settings.RUNS_ROOT = tmp_path / "runs"
     settings.RUNS_ROOT.mkdir()

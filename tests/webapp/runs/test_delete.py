@@ -1,0 +1,91 @@
+"""Deleting a run (with confirmation; its files go too), disk usage and retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from webapp.runs import services
+from webapp.runs.models import Run, RunEvent
+
+
+@pytest.fixture
+def finished(run):
+    Run.objects.filter(pk=run.pk).update(state=Run.State.SUCCEEDED, finished_at=timezone.now())
+    for step in (1, 2, 3):
+        model = run.path / "checkpoints" / f"step-{step:06d}" / "model"
+        model.mkdir(parents=True)
+        (model / "weights").write_bytes(b"\0" * 1000)
+    (run.path / "checkpoints" / "latest").write_text("step-000003")
+    RunEvent.objects.create(run=run, seq=0, type="log", payload={})
+    run.refresh_from_db()
+    return run
+
+
+def test_it_asks_for_confirmation_with_the_disk_usage(owner_client, finished):
+    response = owner_client.get(f"/runs/{finished.pk}/delete")
+
+    assert response.status_code == 200
+    assert response.context["disk_bytes"] == 3000 + len("step-000003")
+    assert Run.objects.filter(pk=finished.pk).exists()
+
+
+def test_it_deletes_the_run_and_its_files(owner_client, finished):
+    response = owner_client.post(f"/runs/{finished.pk}/delete", {"confirm": finished.name}, follow=True)
+
+    assert response.redirect_chain[-1][0] == "/runs/"
+    assert not Run.objects.filter(pk=finished.pk).exists()
+    assert not RunEvent.objects.exists()
+    assert not finished.path.exists()
+
+
+def test_it_keeps_the_run_without_the_right_confirmation(owner_client, finished):
+    response = owner_client.post(f"/runs/{finished.pk}/delete", {"confirm": "nope"}, follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == ["Type the run's name to confirm."]
+    assert Run.objects.filter(pk=finished.pk).exists() and finished.path.exists()
+
+
+def test_it_refuses_to_delete_an_active_run(owner_client, run):
+    run.path.mkdir(parents=True)
+
+    response = owner_client.post(f"/runs/{run.pk}/delete", {"confirm": run.name}, follow=True)
+
+    assert "Cancel the run before deleting it" in [str(m) for m in response.context["messages"]][0]
+    assert Run.objects.filter(pk=run.pk).exists() and run.path.exists()
+
+
+def test_it_never_deletes_outside_runs_root(finished, tmp_path):
+    elsewhere = tmp_path / "precious"
+    elsewhere.mkdir()
+    Run.objects.filter(pk=finished.pk).update(run_dir=str(elsewhere))
+    finished.refresh_from_db()
+
+    services.delete_run(finished)
+
+    assert elsewhere.exists()
+
+
+@pytest.mark.parametrize("who,status", [("outsider", 404), ("annotator", 403)])
+def test_it_refuses_users_who_may_not_delete(client, finished, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.post(f"/runs/{finished.pk}/delete", {"confirm": finished.name}).status_code == status
+    assert Run.objects.filter(pk=finished.pk).exists()
+
+
+def test_retention_prunes_old_checkpoints_but_the_latest(finished, settings):
+    settings.RUN_RETENTION_DAYS = 7
+    assert services.apply_retention() == {"runs": 0, "checkpoints": 0}  # finished just now
+
+    result = services.apply_retention(now=timezone.now() + timedelta(days=8))
+
+    assert result == {"runs": 1, "checkpoints": 2}
+    assert [c["name"] for c in services.checkpoints(finished)] == ["step-000003"]
+    assert Run.objects.get(pk=finished.pk).disk_bytes == 1000 + len("step-000003")
+
+
+def test_retention_is_off_by_default(finished):
+    assert services.apply_retention(now=timezone.now() + timedelta(days=10000)) == {"runs": 0, "checkpoints": 0}

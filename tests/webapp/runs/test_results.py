@@ -1,0 +1,117 @@
+"""Results out: metrics CSV / JSON, samples JSONL, checkpoint zip, register a checkpoint as a model."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from webapp.runs.models import MetricPoint, ModelEntry, Run, Sample
+
+
+@pytest.fixture
+def metrics(run):
+    MetricPoint.objects.bulk_create([
+        MetricPoint(run=run, seq=0, step=1, name="loss", value=2.0),
+        MetricPoint(run=run, seq=0, step=1, name="reward.responder", value=0.25),
+        MetricPoint(run=run, seq=1, step=2, name="loss", value=1.5, superseded=True),
+        MetricPoint(run=run, seq=2, step=2, attempt=2, name="loss", value=1.0),
+    ])
+
+
+@pytest.fixture
+def checkpoint(run):
+    model = run.path / "checkpoints" / "step-000002" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"model_type": "qwen2"}')
+    (model / "model.safetensors").write_bytes(b"\1" * 3000)
+    (run.path / "checkpoints" / "step-000002" / "optimizer.pt").write_bytes(b"\0" * 100)
+    (run.path / "checkpoints" / "latest").write_text("step-000002")
+    return model
+
+
+def test_it_exports_metrics_as_csv(owner_client, run, metrics):
+    response = owner_client.get(f"/runs/{run.pk}/metrics.csv")
+
+    assert response["Content-Type"].startswith("text/csv")
+    assert f"run-{run.pk}-metrics.csv" in response["Content-Disposition"]
+    assert b"".join(response.streaming_content).decode().splitlines() == [
+        "step,attempt,name,value", "1,1,loss,2.0", "1,1,reward.responder,0.25", "2,2,loss,1.0"]
+
+
+def test_it_exports_metrics_as_json(owner_client, run, metrics):
+    data = owner_client.get(f"/runs/{run.pk}/metrics.json").json()
+
+    assert data["metrics"] == {"loss": [[1, 2.0], [2, 1.0]], "reward.responder": [[1, 0.25]]}
+
+
+def test_it_exports_samples_as_jsonl(owner_client, run):
+    Sample.objects.create(run=run, seq=0, step=1, task="doc_mc", question="Q?", reference="B", response="B", votes=[1, 1])
+    Sample.objects.create(run=run, seq=1, step=2, task="doc_mc", question="old", superseded=True)
+
+    response = owner_client.get(f"/runs/{run.pk}/samples.jsonl")
+
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert [(s["question"], s["reference"], s["votes"]) for s in lines] == [("Q?", "B", [1, 1])]
+
+
+def test_it_downloads_a_checkpoint_as_a_zipped_hugging_face_folder(owner_client, run, checkpoint):
+    response = owner_client.get(f"/runs/{run.pk}/checkpoints/step-000002.zip")
+
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    root = f"run-{run.pk}-step-000002"
+    assert sorted(archive.namelist()) == [f"{root}/config.json", f"{root}/model.safetensors"]
+    assert archive.read(f"{root}/model.safetensors") == b"\1" * 3000
+
+
+@pytest.mark.parametrize("name", ["step-000009", "..", "latest", "step-000002%2F..%2F.."])
+def test_it_answers_404_for_a_checkpoint_it_does_not_have(owner_client, run, checkpoint, name):
+    assert owner_client.get(f"/runs/{run.pk}/checkpoints/{name}.zip").status_code == 404
+
+
+def test_it_registers_a_checkpoint_as_a_model(owner_client, owner, run, checkpoint, model_entry):
+    response = owner_client.post(f"/runs/{run.pk}/checkpoints/step-000002/register", {"model_name": "demo-2"}, follow=True)
+
+    entry = ModelEntry.objects.get(name="demo-2")
+    assert entry.path == str(checkpoint) and entry.created_by == owner
+    assert entry.max_positions == model_entry.max_positions
+    assert [str(m) for m in response.context["messages"]] == [
+        "Registered model “demo-2”: choose it for a new run or an evaluation."]
+    form = owner_client.get("/runs/new").context["form"]
+    assert entry in form.fields["model_entry"].queryset
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"model_name": "tiny"}, "Not registered: a model named 'tiny' already exists."),
+    ({"model_name": " "}, "Not registered: a model name is required."),
+])
+def test_it_explains_a_refused_registration(owner_client, run, checkpoint, model_entry, data, message):
+    response = owner_client.post(f"/runs/{run.pk}/checkpoints/step-000002/register", data, follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == [message]
+    assert ModelEntry.objects.count() == 1
+
+
+def test_it_lists_checkpoints_with_sizes_on_the_page(owner_client, run, checkpoint):
+    Run.objects.filter(pk=run.pk).update(state=Run.State.SUCCEEDED)
+
+    response = owner_client.get(f"/runs/{run.pk}/")
+
+    (c,) = response.context["checkpoints"]
+    assert (c["name"], c["step"], c["latest"], c["bytes"]) == ("step-000002", 2, True, 3000 + len('{"model_type": "qwen2"}') + 100)
+    assert response.context["disk_bytes"] == 3000 + 23 + 100 + len("step-000002")
+
+
+@pytest.mark.parametrize("path", ["metrics.csv", "metrics.json", "samples.jsonl", "checkpoints/step-000002.zip"])
+@pytest.mark.parametrize("who,status", [("outsider", 404), ("annotator", 403)])
+def test_it_refuses_users_who_may_not_see_the_run(client, run, checkpoint, path, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.get(f"/runs/{run.pk}/{path}").status_code == status
+
+
+def test_it_refuses_get_for_register(owner_client, run, checkpoint):
+    assert owner_client.get(f"/runs/{run.pk}/checkpoints/step-000002/register").status_code == 405

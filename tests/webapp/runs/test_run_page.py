@@ -1,0 +1,89 @@
+"""/runs/ and /runs/<id>/: who sees what; state, controls, config, diff, metrics, samples, log."""
+
+from __future__ import annotations
+
+import pytest
+
+from webapp.runs.models import MetricPoint, Run, Sample
+
+from tests.webapp.runs.factories import make_run
+
+
+def test_it_lists_the_runs_of_the_users_teams(client, owner, outsider, run, other_team, corpus, model_entry):
+    client.force_login(owner)
+    response = client.get("/runs/")
+    assert response.status_code == 200
+    assert list(response.context["runs"]) == [run]
+    assert "#1 in queue" in response.content.decode()
+
+    client.force_login(outsider)
+    assert list(client.get("/runs/").context["runs"]) == []
+
+
+@pytest.mark.parametrize("who,status", [("owner", 200), ("teammate", 200), ("admin", 200), ("outsider", 404), ("annotator", 403)])
+def test_it_checks_access(client, run, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.get(f"/runs/{run.pk}/").status_code == status
+
+
+def test_it_redirects_anonymous_users_to_login(client, run):
+    response = client.get(f"/runs/{run.pk}/")
+
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_it_returns_404_for_a_missing_run(owner_client, db):
+    assert owner_client.get("/runs/999/").status_code == 404
+
+
+def test_it_shows_state_controls_config_metrics_samples_and_error(owner_client, run):
+    Run.objects.filter(pk=run.pk).update(state=Run.State.FAILED, error="spell train: error: boom", attempt=1)
+    MetricPoint.objects.create(run=run, seq=0, step=3, name="reward.responder", value=0.42)
+    Sample.objects.create(run=run, seq=1, step=3, task="doc_mc", question="Which colour?", response="Blue", verdict="YES")
+    run.path.mkdir(parents=True)
+    (run.path / "logs").mkdir()
+    (run.path / "logs" / "attempt-1.log").write_text("loading model\nspell train: error: boom\n")
+
+    response = owner_client.get(f"/runs/{run.pk}/")
+
+    html = response.content.decode()
+    assert response.context["can_resume"] and not response.context["can_pause"]
+    assert "spell train: error: boom" in html
+    assert "reward.responder" in html and "0.42" in html
+    assert "Which colour?" in html
+    assert "loading model" in html
+    assert "selfplay.group_size" in html
+    assert f"/runs/{run.pk}/resume" in html and f"/runs/{run.pk}/pause" not in html
+    assert "studio/run.js" in html
+
+
+def test_it_shows_the_config_diff_against_another_run(owner_client, run, team, corpus, model_entry):
+    other = make_run(team, corpus, model_entry, name="other", overrides={"selfplay.group_size": 6, "optim.lr": 3e-6})
+
+    response = owner_client.get(f"/runs/{run.pk}/?against={other.pk}")
+
+    diff = {row["field"]: (row["this"], row["other"]) for row in response.context["diff"]}
+    assert diff == {"selfplay.group_size": (4, 6), "optim.lr": (1e-6, 3e-6)}
+    assert 'id="config-diff"' in response.content.decode()
+
+
+def test_it_explains_a_bad_diff_target(owner_client, run, other_team, corpus, model_entry):
+    theirs = make_run(other_team, corpus, model_entry, name="theirs")
+
+    for against in ("abc", str(theirs.pk), "999"):
+        response = owner_client.get(f"/runs/{run.pk}/?against={against}")
+        assert response.status_code == 200
+        assert response.context["diff"] is None
+        assert "No run of yours" in response.content.decode()
+
+
+def test_it_shows_the_queue_position(owner_client, run, team, corpus, model_entry):
+    second = make_run(team, corpus, model_entry, name="second")
+
+    assert owner_client.get(f"/runs/{second.pk}/").context["queue_position"] == 2
+    assert run.queue_position() == 1
+
+
+def test_it_refuses_post(owner_client, run):
+    assert owner_client.post(f"/runs/{run.pk}/").status_code == 405
