@@ -42,7 +42,10 @@ class EvalSetFormatError(ValueError):
 
 def _load_records(path: str | os.PathLike) -> list[dict]:
     """A JSON list of objects, one JSON object, or JSON lines."""
-    text = Path(path).read_text(encoding="utf-8-sig")
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise EvalSetFormatError(f"{path}: not UTF-8 text") from None
     if not text.strip():
         raise EvalSetFormatError(f"{path}: the file is empty")
     try:

@@ -47,8 +47,10 @@ def _drop_control_characters(text: str) -> str:
 
 def normalize_text(text: str) -> str:
     text = _LINE_BREAKS.sub("\n", text)
-    text = unicodedata.normalize("NFKC", text)
+    # Controls go before NFKC: dropping a zero-width character afterwards could leave a base
+    # letter and a combining mark that a second pass would compose (not idempotent).
     text = _drop_control_characters(text)
+    text = unicodedata.normalize("NFKC", text)
     text = _HORIZONTAL_SPACE.sub(" ", text)
     text = _SPACE_AROUND_NEWLINE.sub("\n", text)
     text = _MANY_NEWLINES.sub("\n\n", text)

@@ -100,6 +100,13 @@ def test_an_empty_file_is_an_error(tmp_path: Path):
         read_eval_set(path)
 
 
+def test_a_file_that_is_not_utf8_is_a_format_error(tmp_path: Path):
+    path = tmp_path / "latin.json"
+    path.write_bytes(b'[{"question": "caf\xe9"}]')
+    with pytest.raises(EvalSetFormatError, match="not UTF-8"):
+        read_eval_set(path)
+
+
 def test_numbers_print_without_spurious_decimals():
     assert [format_number(v) for v in (36.0, 24.14, -1.8, 7, 1e20)] == ["36", "24.14", "-1.8", "7", "1e+20"]
 

@@ -1,3 +1,5 @@
+import pytest
+
 from spell.data.normalize import NormalizeOptions, length_problem, normalize_text, normalize_title
 
 
@@ -20,8 +22,9 @@ def test_it_keeps_table_rows_on_their_own_lines():
     assert normalize_text(table).splitlines() == ["| Segment | Q1 |", "| Marine | 18.4 |"]
 
 
-def test_it_is_idempotent():
-    once = normalize_text("A \u00a0 b\n\n\n\nc\u200b d")
+@pytest.mark.parametrize("text", ["A \u00a0 b\n\n\n\nc\u200b d", "e\u200b\u0301 cafe\u00ad\u0301"])
+def test_it_is_idempotent(text):
+    once = normalize_text(text)
     assert normalize_text(once) == once
 
 
@@ -37,3 +40,15 @@ def test_length_bounds_name_the_problem():
     assert length_problem("short", options) == "shorter than 10 characters (5)"
     assert length_problem("just right here", options) is None
     assert length_problem("x" * 25, options) == "longer than 20 characters (25)"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_normalising_any_text_is_idempotent_and_leaves_no_control_runs(text):
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+    assert "  " not in once and "\n\n\n" not in once and "\t" not in once
+    assert once == once.strip()
