@@ -42,4 +42,4 @@ def ensure_sample_corpus(team: Team, folder: Path) -> Corpus | None:
     from webapp.corpora.services import create_corpus_from_paths
 
     with transaction.atomic():
-        return create_corpus_from_paths(team, SAMPLE_CORPUS, sorted(folder.glob("*.jsonl")), user=None)
+        return create_corpus_from_paths(team, SAMPLE_CORPUS, [folder], user=None)
