@@ -3,6 +3,11 @@ import pytest
 from tests.webapp.accounts.roles import make_people
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def people(db):
     return make_people()
