@@ -167,6 +167,19 @@ def collate(batch: Sequence[TrainSequence], indices: list[int], pad_token_id: in
     return MicroBatch(input_ids, attention, response, old, advantages, ref, list(indices))
 
 
+def set_gradient_checkpointing(model: Any, enabled: bool) -> None:
+    """Recompute activations in backward (transformers >= 5.2x calls it activation checkpointing)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if enabled:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        elif model.is_activation_checkpointing:
+            model.activation_checkpointing_disable()
+    elif enabled:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif getattr(model, "is_gradient_checkpointing", False):
+        model.gradient_checkpointing_disable()
+
+
 class PolicyTrainer(ABC):
     """One optimizer step per `train_step(batch)`; subclasses supply the optimizer mechanics."""
 
@@ -177,10 +190,7 @@ class PolicyTrainer(ABC):
         self.loss_fn = loss_fn
         self.device = torch.device(device)
         self.steps_done = 0
-        if settings.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        elif getattr(model, "is_gradient_checkpointing", False):
-            model.gradient_checkpointing_disable()
+        set_gradient_checkpointing(model, settings.gradient_checkpointing)
 
     # ------------------------------------------------------------------ subclass hooks
 

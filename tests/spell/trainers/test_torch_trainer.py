@@ -96,7 +96,7 @@ def test_loss_matches_a_hand_computation(model_path):
 def test_gradient_checkpointing_gives_the_same_step(model_path):
     plain = fresh_trainer(model_path)
     checkpointed = fresh_trainer(model_path, gradient_checkpointing=True)
-    assert checkpointed.model.is_gradient_checkpointing
+    assert checkpointed.model.is_activation_checkpointing
     a = plain.train_step(toy_batch())
     b = checkpointed.train_step(toy_batch())
     assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)

@@ -1,0 +1,68 @@
+"""Structured outputs: a random model's output under a JSON schema is JSON that follows it."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from spell.engines.base import SamplingParams
+from spell.engines.hf import HFEngine
+from spell.engines.structured import SchemaCompiler, schema_key
+from spell.models import TINY_RANDOM, load_model, prepare_model
+
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "verdict": {"type": "string", "enum": ["yes", "no"]},
+        "score": {"type": "integer", "minimum": 0, "maximum": 9},
+        "confident": {"type": "boolean"},
+    },
+    "required": ["verdict", "score", "confident"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model(prepare_model(TINY_RANDOM))
+
+
+def test_random_model_output_follows_the_schema(tiny):
+    model, tokenizer = tiny
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Judge the answer."}], add_generation_prompt=True, return_dict=False
+    )
+    sampling = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=40, seed=3, json_schema=VERDICT_SCHEMA)
+    completions = HFEngine(model, tokenizer).generate([prompt], 4, sampling)[0]
+    for completion in completions:
+        assert completion.finish_reason == "stop"
+        record = json.loads(completion.text)
+        jsonschema.validate(record, VERDICT_SCHEMA)
+        assert list(record) == ["verdict", "score", "confident"]  # schema order
+        # Log-probabilities are the unconstrained model's: a near-uniform random model gives
+        # every token about log(1/49152) = -10.8, however certain the grammar made it.
+        assert all(-14 < lp < -7 for lp in completion.logprobs)
+
+    free = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=40, seed=3)
+    unconstrained = HFEngine(model, tokenizer).generate([prompt], 4, free)[0]
+    assert not any(_parses(c.text) for c in unconstrained)
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
+def test_compiled_grammars_are_cached_by_schema(tiny):
+    _, tokenizer = tiny
+    compiler = SchemaCompiler(tokenizer)
+    first = compiler.compile(VERDICT_SCHEMA)
+    assert compiler.compile(json.loads(json.dumps(VERDICT_SCHEMA))) is first
+    reordered = {"required": VERDICT_SCHEMA["required"], **{k: v for k, v in VERDICT_SCHEMA.items() if k != "required"}}
+    assert schema_key(reordered) != schema_key(VERDICT_SCHEMA)
+    assert schema_key({"a": 1, "b": [1, 2]}) == '{"a":1,"b":[1,2]}'
