@@ -145,6 +145,7 @@ class Supervisor:
         step = resume_point(self.root)
         if self.attempt > 1:
             EventRelay.mark_superseded(self.run.pk, self.attempt, step if step is not None else -1)
+            Run.objects.filter(pk=self.run.pk, attempt=self.attempt).update(last_step=step or 0)
         argv = self.argv(config_path, corpus_path, resume=step is not None)
         with open(self.log_path, "ab") as logf:
             logf.write(f"$ {shlex.join(argv)}\n".encode())
