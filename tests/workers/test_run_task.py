@@ -159,7 +159,7 @@ def test_it_trains_the_tiny_model_with_the_real_cli(world, settings):
     worker = WorkerProcess(queues="cpu", name="real", env=child_env(RUNS_ROOT=settings.RUNS_ROOT)).start()
     try:
         run = make_run(team, corpus, entry, overrides={
-            "run.steps": 1, "eval.every_steps": 0, "eval.at_start": False, "checkpoint.every_steps": 1,
+            "run.steps": 1, "tasks.docs_per_question": 2, "eval.every_steps": 0, "eval.at_start": False, "checkpoint.every_steps": 1,
             "selfplay.questions_per_task": 1, "selfplay.group_size": 2, "selfplay.verifier_samples": 2,
             "selfplay.batch_groups": 1, "selfplay.max_generation_batches": 1,
             "sampling.max_response_tokens": 16, "length_curriculum.stages": [512],
