@@ -103,6 +103,8 @@ class VLLMEngine:
         structured_whitespace: allow free whitespace inside JSON under `json_schema`. Off by
             default: a small model can otherwise emit whitespace until max_new_tokens.
         weight_chunk_bytes: size of the safetensors chunks `sync_weights` sends.
+        weight_transport: "bytes" sends each chunk through collective_rpc; "file" writes it to
+            /dev/shm (or the temp dir) and sends the path: workers must share the host.
         llm_kwargs: anything else for `vllm.LLM(...)`.
     """
 
@@ -121,6 +123,7 @@ class VLLMEngine:
         cpu_kvcache_gib: float = 2.0,
         structured_whitespace: bool = False,
         weight_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        weight_transport: str = "bytes",
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         from vllm import LLM
@@ -141,6 +144,9 @@ class VLLMEngine:
         self.sleep_mode = sleep_mode
         self.structured_whitespace = structured_whitespace
         self.weight_chunk_bytes = weight_chunk_bytes
+        if weight_transport not in ("bytes", "file"):
+            raise ValueError(f"weight_transport must be 'bytes' or 'file', not {weight_transport!r}")
+        self.weight_transport = weight_transport
         self.stats = EngineStats()
         self._asleep = False  # KV cache released: no generation until wake_up()
         self._weights_asleep = False
@@ -266,7 +272,7 @@ class VLLMEngine:
         sent = 0
         try:
             for blob in state_dict_chunks(state_dict, self.weight_chunk_bytes):
-                self.llm.collective_rpc("spell_stage_weights", args=(blob,))
+                self._stage(blob)
                 sent += len(blob)
             results = self.llm.collective_rpc("spell_commit_weights")
         except BaseException:
@@ -284,6 +290,21 @@ class VLLMEngine:
         extra["weight_sync_bytes"] = float(sent)
         extra["weight_sync_tensors"] = float(results[0]["tensors"]) if results else 0.0
         log.info("vLLM weights synced: %d bytes, %.1f s", sent, seconds)
+
+    def _stage(self, blob: bytes) -> None:
+        if self.weight_transport == "bytes":
+            self.llm.collective_rpc("spell_stage_weights", args=(blob,))
+            return
+        import tempfile
+
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, path = tempfile.mkstemp(prefix="spell-weights-", suffix=".safetensors", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            self.llm.collective_rpc("spell_stage_weights_file", args=(path,))
+        finally:
+            os.unlink(path)
 
     # -- memory --------------------------------------------------------------------------------
 

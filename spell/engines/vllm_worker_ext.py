@@ -42,6 +42,12 @@ class SpellWorkerExtension:
         staged.append(bytes(blob))
         return sum(len(b) for b in staged)
 
+    def spell_stage_weights_file(self, path: str) -> int:
+        """Stage a safetensors file written by the engine on this host (the "file" transport:
+        skips pushing the bytes through the RPC queues)."""
+        with open(path, "rb") as f:
+            return self.spell_stage_weights(f.read())
+
     def spell_discard_weights(self) -> None:
         self._spell_staged_blobs = []
 

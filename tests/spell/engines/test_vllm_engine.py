@@ -145,6 +145,7 @@ def test_vllm_engine_generates_syncs_weights_and_follows_schema(tmp_path):
     assert checks["completion_shape"], result
     assert checks["greedy_matches_hf_after_push"], result
     assert checks["push_changed_output"], result
+    assert checks["file_push_restores_original"], result
     assert checks["n_completions"], result
     assert checks["logprobs_per_token"], result
     assert checks["logprobs_match_hf"], result

@@ -6,7 +6,8 @@
 2. Greedy-generates and compares with transformers' greedy continuation of the same prompt.
 3. Perturbs the weights of a transformers copy (fixed-seed noise), pushes its state_dict with
    `sync_weights`, and checks vLLM's greedy continuation now equals transformers' for the new
-   weights and differs from before the push.
+   weights and differs from before the push; pushing the original weights back (through the
+   "file" transport) restores the original continuation.
 4. Samples n completions: one log-probability per token, close to transformers' log-softmax.
 5. Generates under a JSON schema and parses the result.
 
@@ -134,6 +135,7 @@ def run(args) -> dict:
         )
 
         # -- push perturbed weights --------------------------------------------------------
+        original = {k: v.detach().clone() for k, v in hf.state_dict().items()}
         perturb_(hf, args.noise, seed=1234)
         t0 = time.perf_counter()
         engine.sync_weights(hf.state_dict())
@@ -150,6 +152,16 @@ def run(args) -> dict:
         if not checks["greedy_matches_hf_after_push"]:
             info["vllm_after"] = after_ids
             info["hf_after"] = hf_after
+
+        # -- push the original weights back, through the "file" transport ---------------------
+        engine.weight_transport = "file"
+        t0 = time.perf_counter()
+        engine.sync_weights(original)
+        timings["push_file_s"] = round(time.perf_counter() - t0, 2)
+        restored = engine.generate(prompts, n=1, sampling=greedy)
+        checks["file_push_restores_original"] = [c[0].token_ids for c in restored] == before_ids
+        engine.weight_transport = "bytes"
+        engine.sync_weights(hf.state_dict())
 
         # -- sampling: n completions, logprobs per token -----------------------------------
         sampled = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=7)
