@@ -199,6 +199,13 @@ WORKER_OFFLINE_AFTER_SECONDS = env.int("WORKER_OFFLINE_AFTER_SECONDS", default=3
 RUN_MAX_AUTO_REQUEUES = env.int("RUN_MAX_AUTO_REQUEUES", default=3)
 RUN_CANCEL_GRACE_SECONDS = env.int("RUN_CANCEL_GRACE_SECONDS", default=20)
 LIVE_SAMPLES_PER_STEP = env.int("LIVE_SAMPLES_PER_STEP", default=8)
+# GPU queues a run may ask for, named for their hardware (a worker serves each with -Q).
+RUN_GPU_QUEUES = env.list("RUN_GPU_QUEUES", default=["gpu.1", "gpu.8"])
+RUN_RETENTION_DAYS = env.int("RUN_RETENTION_DAYS", default=0)  # 0 = keep finished runs' files forever
+FLEET_SWEEP_SECONDS = env.int("FLEET_SWEEP_SECONDS", default=10)
+REVIEW_RESERVATION_SECONDS = env.int("REVIEW_RESERVATION_SECONDS", default=300)
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=300)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
