@@ -138,6 +138,14 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600
+# Periodic tasks (Celery beat). The task modules declare the same entries; keeping them here too
+# means beat schedules them even before it has imported those modules.
+CELERY_BEAT_SCHEDULE = {
+    "fleet-sweep": {"task": "workers.fleet.sweep", "schedule": float(env.int("FLEET_SWEEP_SECONDS", default=10)),
+                    "options": {"queue": "default", "expires": env.int("FLEET_SWEEP_SECONDS", default=10)}},
+    "run-retention": {"task": "workers.run_tasks.apply_run_retention", "schedule": 3600.0,
+                      "options": {"queue": "default", "expires": 3600}},
+}
 
 CHANNEL_LAYERS = {
     "default": {
