@@ -290,7 +290,7 @@ def load_model(path: Path | str, dtype=None, device: str = "cpu"):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or torch.float32)
-    except (OSError, ValueError, RuntimeError) as error:
+    except Exception as error:  # noqa: BLE001 - any loader failure becomes one actionable line
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"cannot load the model in {folder}: {first_line}") from error
     return model.to(device), tokenizer
