@@ -6,6 +6,14 @@ from webapp.audits.models import Label, ReviewItem, ReviewLog
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Every admin (is_staff) may read; nobody adds, changes or deletes here."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
     def has_add_permission(self, request):
         return False
 
