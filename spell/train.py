@@ -90,7 +90,7 @@ def _distributed() -> tuple[int, int]:
     return rank, int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int, Any]:
+def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int, Any, dict[str, list[Any]]]:
     """Config values, corpus, model folder and context, checkpoint: all before touching OUT."""
     from spell.data.ingest import CorpusFormatError, document_sets, read_corpus_jsonl
     from spell.models import model_max_positions
@@ -117,10 +117,9 @@ def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int
         cfg.validate(model_max_positions=positions)
     except ConfigError as exc:
         raise BadInput(f"the model in {cfg.model.path} does not fit the asked context: {exc}") from None
-    checkpoint = None
-    if options.resume:
-        checkpoint = _find_checkpoint(options.out)
-    return records, positions, checkpoint
+    eval_sets = _eval_sets(cfg)
+    checkpoint = _find_checkpoint(options.out) if options.resume else None
+    return records, positions, checkpoint, eval_sets
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,33 +128,17 @@ def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int
 
 
 def _find_checkpoint(out: Path) -> Any:
-    """The latest complete checkpoint, read and checked; None when the run has none yet."""
+    """The latest complete checkpoint, read and checked; None when the run has none yet (a run
+    lost before its first checkpoint starts again from the beginning)."""
     from spell import checkpoint as ckpt
 
+    root = out / "checkpoints"
+    if not ckpt.list_checkpoints(root) and not (root / ckpt.LATEST).exists():
+        return None
     try:
-        return ckpt.load_latest(out / "checkpoints")
+        return ckpt.load_checkpoint(root)
     except ckpt.CheckpointError as exc:
-        raise BadInput(f"cannot resume from {out / 'checkpoints'}: {exc}") from None
-
-
-def _rng_state() -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+        raise BadInput(f"cannot resume: {exc}") from None
 
 
 def _seed_everything(seed: int) -> None:
@@ -176,7 +159,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     """Run (or resume) a training run into options.out; returns the exit code.
 
     `make_engine(model, tokenizer, cfg)` replaces the engine (tests wrap the HF engine)."""
-    records, positions, checkpoint = _check_inputs(cfg, options)
+    records, positions, checkpoint, eval_sets = _check_inputs(cfg, options)
     rank, world = _distributed()
     is_main = rank == 0
 
@@ -209,12 +192,17 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         ref_model.requires_grad_(False)
     start_step, best = 0, None
     if checkpoint is not None:
-        trainer.load_state_dict({"optimizer": checkpoint.optimizer_state(), "steps_done": checkpoint.state["step"]})
-        state.load_state_dict(checkpoint.state["selfplay"])
-        start_step = int(checkpoint.state["step"])
-        best = checkpoint.state.get("best")
-        if "rng" in checkpoint.state:
-            _set_rng_state(ckpt.decode_rng(checkpoint.state["rng"]) if hasattr(ckpt, "decode_rng") else checkpoint.state["rng"])
+        saved = checkpoint.state
+        try:
+            trainer.load_optimizer(checkpoint.optimizer_folder())
+            state.memory.load_state_dict(saved.memory)
+            state.curriculum.load_state_dict(saved.curriculum)
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise BadInput(f"cannot resume from {checkpoint.path}: {type(exc).__name__}: {exc}") from None
+        start_step = int(saved.step)
+        best = saved.extra.get("best")
+        if saved.rng:
+            ckpt.restore_rng_state(saved.rng)
     selfplay = SelfPlay(
         cfg, engine, trainer, tokenizer, corpus, positions, state, ref_model=ref_model,
         recompute_old_logprobs=cfg.engine.name != "hf",
@@ -235,9 +223,9 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     events.step = start_step
     events.start_heartbeat(options.heartbeat_s)
     pause = {"requested": False}
-    _install_signals(pause)
+    previous = _install_signals(pause)
 
-    eval_sets = _eval_sets(cfg)
+    last_eval = None
     try:
         events.log(
             f"resumed from step {start_step}" if checkpoint else "started",
@@ -245,7 +233,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         )
         events.emit("stage", _stage_payload(state, "start"), step=start_step)
         if start_step == 0 and cfg.eval.at_start and eval_sets:
-            best = _evaluate(cfg, engine, tokenizer, eval_sets, events, 0, best)
+            best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, 0, best)
         bar = _bar(cfg.run.steps, start_step, options.progress and is_main)
         for step in range(start_step + 1, cfg.run.steps + 1):
             events.step = step
@@ -256,11 +244,11 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
             if result.promoted:
                 events.emit("stage", _stage_payload(state, "promoted"), step=step)
             if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and eval_sets:
-                best = _evaluate(cfg, engine, tokenizer, eval_sets, events, step, best)
+                best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, step, best)
             last = step == cfg.run.steps
             due = (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0) or last or pause["requested"]
             if due and is_main:
-                _save(cfg, out, step, trainer, tokenizer, state, best, events)
+                _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events)
             bar.update(1)
             bar.set_postfix_str(_postfix(result.metrics))
             if pause["requested"] and not last:
@@ -276,6 +264,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         events.error(f"{type(exc).__name__}: {exc}", kind="crash")
         raise
     finally:
+        _restore_signals(previous)
         events.close()
         engine.close()
 
@@ -308,19 +297,37 @@ def _make_engine(cfg: RunConfig, model: Any, tokenizer: Any, device: str) -> Any
     return HFEngine(model, tokenizer, device=device, share_prefix=cfg.engine.prefix_caching)
 
 
-def _save(cfg, out, step, trainer, tokenizer, state, best, events) -> None:
+def _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events) -> None:
+    """Write checkpoint step-NNNNNN (model, optimizer, curricula, RNG), move `latest`, apply
+    retention (newest K + best by eval), and tell the worker."""
     from spell import checkpoint as ckpt
 
-    path = ckpt.save_checkpoint(
-        out / "checkpoints",
-        step,
-        model=trainer.model,
-        tokenizer=tokenizer,
-        trainer=trainer,
-        state={"step": step, "selfplay": state.state_dict(), "best": best, "rng": _rng_state()},
+    before = {p.name for p in ckpt.list_checkpoints(out / "checkpoints")}
+    training_state = ckpt.TrainingState(
+        step=step,
+        config=cfg.to_dict(),
+        curriculum=state.curriculum.state_dict(),
+        memory=state.memory.state_dict(),
+        # Every random choice of a step is derived from (seed, step): the step is the position.
+        data_position={"next_step": step + 1},
+        rng=ckpt.capture_rng_state(),
+        # Scored only when the evaluation ran on exactly these weights.
+        eval_score=last_eval["mean"] if last_eval and last_eval["step"] == step else None,
+        extra={"best": best},
     )
-    removed = ckpt.apply_retention(out / "checkpoints", keep_last=cfg.checkpoint.keep_last, keep_best=best["step"] if (best and cfg.checkpoint.keep_best) else None)
-    events.emit("checkpoint", {"path": str(path), "name": Path(path).name, "removed": [str(r) for r in removed or []], "best_step": best["step"] if best else None}, step=step)
+    full = getattr(trainer, "full_state_dict", None)  # ZeRO-3 gathers the sharded weights
+    path = ckpt.save_checkpoint(
+        out / "checkpoints", training_state, trainer.model, tokenizer,
+        save_optimizer=trainer.save_optimizer, model_state_dict=full() if full else None,
+        keep_last=cfg.checkpoint.keep_last, keep_best=cfg.checkpoint.keep_best,
+    )
+    after = {p.name for p in ckpt.list_checkpoints(out / "checkpoints")}
+    events.emit(
+        "checkpoint",
+        {"path": str(path), "name": path.name, "eval_score": training_state.eval_score,
+         "removed": sorted(before - after), "kept": sorted(after)},
+        step=step,
+    )
 
 
 def _eval_sets(cfg: RunConfig) -> dict[str, list[Any]]:
@@ -329,7 +336,8 @@ def _eval_sets(cfg: RunConfig) -> dict[str, list[Any]]:
     return read_sets(cfg.eval.sets) if cfg.eval.sets else {}
 
 
-def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> dict[str, Any] | None:
+def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Evaluate, emit the `eval` event; return (best so far, this evaluation's {step, mean})."""
     from spell.evaluation import EvalOptions, evaluate
 
     options = EvalOptions(
@@ -338,9 +346,10 @@ def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> dict[str, Any
     )
     results = evaluate(engine, tokenizer, sets, options)
     events.emit("eval", results, step=step)
+    this = {"step": step, "mean": results["mean"]}
     if results["mean"] is not None and (best is None or results["mean"] > best["mean"]):
-        return {"step": step, "mean": results["mean"]}
-    return best
+        return this, this
+    return best, this
 
 
 def _stage_payload(state: Any, reason: str) -> dict[str, Any]:
@@ -348,16 +357,22 @@ def _stage_payload(state: Any, reason: str) -> dict[str, Any]:
     return {"reason": reason, "stage": c.stage, "max_context": c.max_context, "stages": list(c.stages), "rolling_accuracy": c.rolling_accuracy}
 
 
-def _install_signals(pause: dict[str, bool]) -> None:
+def _install_signals(pause: dict[str, bool]) -> dict[int, Any]:
     def on_term(signum, frame):  # noqa: ARG001
         raise Cancelled()
 
     def on_usr1(signum, frame):  # noqa: ARG001
         pause["requested"] = True
 
-    signal.signal(signal.SIGTERM, on_term)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
     if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, on_usr1)
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_usr1)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _bar(total: int, initial: int, enabled: bool):

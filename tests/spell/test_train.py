@@ -1,0 +1,176 @@
+"""The training loop: 2 steps through the CLI, resume determinism, pause (SIGUSR1) and cancel (SIGTERM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spell.engines.hf import HFEngine
+from spell.events import read_events
+from spell.models import TINY_RANDOM, prepare_model
+from spell.train import TrainOptions, resolve_config, train
+from tests.spell.scripted_engine import ScriptedEngine
+from tests.spell.test_selfplay import tiny_corpus_records
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_SETTINGS = [
+    "tasks.docs_per_question=2", "selfplay.questions_per_task=1", "selfplay.group_size=2",
+    "selfplay.verifier_samples=2", "selfplay.batch_groups=2", "selfplay.max_generation_batches=1",
+    "sampling.max_response_tokens=4", "memory.new_docs_per_round=1", "eval.at_start=false",
+    "checkpoint.every_steps=1",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_path():
+    return prepare_model(TINY_RANDOM)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    with open(path, "w") as f:
+        for r in tiny_corpus_records():
+            f.write(json.dumps({"id": r.id, "text": r.text, "title": r.title, "cluster": r.cluster, "numeric": r.numeric}) + "\n")
+    return path
+
+
+def spell_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "spell", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def train_args(tiny_path, corpus, out, steps, *extra):
+    sets = [a for s in TINY_SETTINGS + [f"run.steps={steps}"] for a in ("--set", s)]
+    return spell_cmd("train", "--preset", "cpu-demo", "--model", str(tiny_path), "--corpus", str(corpus),
+                     "--out", str(out), "--no-progress", *sets, *extra)
+
+
+def test_two_steps_through_the_cli(tiny_path, corpus, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(train_args(tiny_path, corpus, out, 2, "--attempt", "1"), cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["steps"] == 2 and config["model"]["path"] == str(tiny_path)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seed"] == config["run"]["seed"] and len(prov["corpus"]["sha256"]) == 64
+    assert prov["prompt_version"] and prov["packages"]["torch"]
+    events = read_events(out / "events.jsonl")
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert all(e["v"] == 1 and e["attempt"] == 1 for e in events)
+    metrics = [e for e in events if e["type"] == "metrics"]
+    assert [e["step"] for e in metrics] == [1, 2]
+    assert {"reward", "questioner", "responder", "verifier", "time", "curriculum", "memory"} <= set(metrics[0]["payload"])
+    samples = [e for e in events if e["type"] == "sample"]
+    assert samples and {e["step"] for e in samples} == {1, 2}
+    assert all("question" in e["payload"] and "task" in e["payload"] for e in samples)
+    checkpoints = [e for e in events if e["type"] == "checkpoint"]
+    assert [e["step"] for e in checkpoints] == [1, 2]
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-000002"
+    assert (out / "checkpoints" / "step-000002" / "model" / "config.json").is_file()
+    assert events[-1]["type"] == "log" and events[-1]["payload"]["message"] == "finished"
+
+
+def _scripted(model, tokenizer, cfg):
+    return ScriptedEngine(HFEngine(model, tokenizer), tokenizer)
+
+
+def _run(tiny_path, corpus, out, steps, resume=False, attempt=1):
+    overrides = dict(s.split("=", 1) for s in TINY_SETTINGS)
+    overrides = {k: json.loads(v) for k, v in overrides.items()}
+    overrides.update({"run.steps": steps, "optim.lr": 1e-3, "sampling.max_response_tokens": 6, "selfplay.group_size": 4})
+    cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path), overrides=overrides)
+    code = train(cfg, TrainOptions(corpus=corpus, out=out, resume=resume, attempt=attempt, progress=False), make_engine=_scripted)
+    assert code == 0
+    return read_events(out / "events.jsonl")
+
+
+def _comparable(event):
+    p = event["payload"]
+    return {k: v for k, v in p.items() if k not in ("time", "throughput")}
+
+
+def test_resume_after_step_k_gives_the_same_step_k_plus_1(tiny_path, corpus, tmp_path):
+    straight = _run(tiny_path, corpus, tmp_path / "a", steps=2)
+    _run(tiny_path, corpus, tmp_path / "b", steps=1)
+    resumed = _run(tiny_path, corpus, tmp_path / "b", steps=2, resume=True, attempt=2)
+    want = [e for e in straight if e["type"] == "metrics" and e["step"] == 2]
+    got = [e for e in resumed if e["type"] == "metrics" and e["step"] == 2]
+    assert len(want) == len(got) == 1
+    assert want[0]["payload"]["batch"]["updated"] == 1, "step 1 and 2 trained, so weights + optimizer matter"
+    assert _comparable(got[0]) == _comparable(want[0])
+    assert got[0]["attempt"] == 2
+    samples = lambda evs: [e["payload"]["response"] for e in evs if e["type"] == "sample" and e["step"] == 2]  # noqa: E731
+    assert samples(resumed) == samples(straight)
+    # The resumed attempt continued the same file's numbering.
+    assert [e["seq"] for e in resumed] == list(range(len(resumed)))
+    assert any(e["type"] == "log" and e["payload"]["message"] == "resumed from step 1" for e in resumed)
+
+
+def _wait_for(path, predicate, timeout=900):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(predicate(e) for e in read_events(path)):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_sigusr1_checkpoints_and_pauses_sigterm_cancels(tiny_path, corpus, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(train_args(tiny_path, corpus, out, 50, "--set", "checkpoint.every_steps=0"), cwd=ROOT,
+                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(out / "events.jsonl", lambda e: e["type"] == "log" and e["payload"]["message"] == "started")
+        proc.send_signal(signal.SIGUSR1)
+        assert proc.wait(timeout=900) == 0, proc.stderr.read()[-2000:]
+    finally:
+        proc.kill() if proc.poll() is None else None
+    events = read_events(out / "events.jsonl")
+    assert events[-1]["type"] == "log" and events[-1]["payload"]["message"] == "paused"
+    paused_at = events[-1]["step"]
+    assert paused_at >= 1
+    assert (out / "checkpoints" / "latest").read_text().strip() == f"step-{paused_at:06d}"
+
+    proc = subprocess.Popen(train_args(tiny_path, corpus, out, 50, "--resume", "--attempt", "2"), cwd=ROOT,
+                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(out / "events.jsonl", lambda e: e["attempt"] == 2 and e["type"] == "log")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=300) == 143
+    finally:
+        proc.kill() if proc.poll() is None else None
+    events = read_events(out / "events.jsonl")
+    assert events[-1]["payload"]["message"] == "cancelled" and events[-1]["attempt"] == 2
+    assert [e["seq"] for e in events] == list(range(len(events)))
+
+
+@pytest.mark.slow
+def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
+    from spell.models import SMOLLM2
+
+    model = prepare_model(SMOLLM2)
+    corpus = ROOT / "samples" / "corpus" / "sample.jsonl"
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        spell_cmd("train", "--preset", "cpu-demo", "--model", str(model), "--corpus", str(corpus), "--out", str(out),
+                  "--set", "run.steps=1", "--set", "eval.at_start=false"),
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=3600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = read_events(out / "events.jsonl")
+    (metrics,) = [e for e in events if e["type"] == "metrics"]
+    assert metrics["payload"]["questioner"]["samples"] > 0
+    assert metrics["payload"]["questioner"]["parse_rate"] > 0  # structured outputs on in cpu-demo
+    assert any(e["type"] == "sample" for e in events)
