@@ -165,6 +165,8 @@ class Phases:
 class RolloutRunner:
     """Runs the generation phases with one engine, tokenizer and config."""
 
+    CLUSTER_TRIES = 4
+
     def __init__(self, engine: RolloutEngine, tokenizer: Any, cfg: Any, corpus: Corpus, model_positions: int):
         self.engine = engine
         self.tokenizer = tokenizer
@@ -216,15 +218,18 @@ class RolloutRunner:
             pending: list[tuple[str, list[str], int, list[int]]] = []
             clusters = self.corpus.clusters_for(task)
             for _ in range(count):
-                cluster = rng.choice(clusters)
-                doc_ids = memory.select_documents(task, cluster.id, cluster.doc_ids, rng)
-                depth = memory.memory_depth(task, cluster.id)
-                examples = memory.examples(task, cluster.id)
-                ids = self.encode(prompts.questioner_messages(task, self.corpus.docs(doc_ids), examples, structured=structured))
-                if len(ids) > budget:
-                    phases.skipped_clusters += 1  # the questioner's own documents do not fit
-                    continue
-                pending.append((cluster.id, doc_ids, depth, ids))
+                # A cluster whose questioner documents do not fit the stage is skipped and counted;
+                # a few other clusters are tried in its place.
+                for _attempt in range(self.CLUSTER_TRIES):
+                    cluster = rng.choice(clusters)
+                    doc_ids = memory.select_documents(task, cluster.id, cluster.doc_ids, rng)
+                    depth = memory.memory_depth(task, cluster.id)
+                    examples = memory.examples(task, cluster.id)
+                    ids = self.encode(prompts.questioner_messages(task, self.corpus.docs(doc_ids), examples, structured=structured))
+                    if len(ids) <= budget:
+                        pending.append((cluster.id, doc_ids, depth, ids))
+                        break
+                    phases.skipped_clusters += 1
             schema = prompts.questioner_schema(task) if structured else None
             sampling = self.sampling(derive_seed(seed, "questioner", task), schema)
             outputs = self._generate(phases, "questioner", [p[3] for p in pending], 1, sampling)

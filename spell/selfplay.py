@@ -112,6 +112,7 @@ class SelfPlay:
 
         sampler = batching.DynamicSampler(sp.batch_groups, sp.max_generation_batches)
         scored: list[_Scored] = []
+        forced_promotion = False
         gen_seconds: dict[str, float] = {}
         skipped_clusters = generated_tokens = 0
         while not sampler.done:
@@ -125,7 +126,15 @@ class SelfPlay:
             sampler.add_batch([s.group for s in batch_scored if s.group is not None])
             scored.extend(batch_scored)
             if not proposals:
-                break  # nothing can be asked at this stage (every cluster too long): stop early
+                # Nothing fits this stage (every sampled cluster too long for it): move the
+                # length curriculum on rather than stall forever, and try again.
+                if phases.skipped_clusters and not curriculum.is_last:
+                    curriculum.stage += 1
+                    curriculum.history.clear()
+                    stage_index, stage_tokens = curriculum.stage, curriculum.max_context
+                    forced_promotion = True
+                    continue
+                break
 
         questions = [s.record for s in scored]
         verifier_groups = [v for s in scored for v in s.verifier_groups]
@@ -154,6 +163,7 @@ class SelfPlay:
         promoted = False
         if answers:
             promoted = curriculum.record(sum(a.rule for a in answers) / len(answers))
+        promoted = promoted or forced_promotion
 
         total = time.monotonic() - started
         metrics = self._metrics(
