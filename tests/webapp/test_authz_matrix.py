@@ -93,17 +93,18 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     # runs: members of the team; other teams 404 (no leak), the team's annotators 403
     "runs:list": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 405, 405, 405, 405)},
     "runs:new": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 200, 200, 200, 200)},
+    "runs:api_runs": {"GET": S(401, 200, 200, 200, 200), "POST": S(401, 400, 400, 400, 400)},  # token or session
     "runs:detail": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
     "runs:cancel": {"GET": S(302, 405, 405, 405, 405), "POST": S(302, 302, 302, 404, 403)},
     "runs:pause": {"GET": S(302, 405, 405, 405, 405), "POST": S(302, 302, 302, 404, 403)},
     "runs:resume": {"GET": S(302, 405, 405, 405, 405), "POST": S(302, 302, 302, 404, 403)},
     "runs:clone": {"GET": S(302, 302, 302, 404, 403), "POST": S(302, 405, 405, 405, 405)},
     "runs:delete": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 200, 200, 404, 403)},
-    "runs:events": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
-    "runs:samples": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
-    "runs:metrics_csv": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
-    "runs:metrics_json": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
-    "runs:samples_jsonl": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
+    "runs:events": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},  # token or session
+    "runs:samples": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},  # token or session
+    "runs:metrics_csv": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},  # token or session
+    "runs:metrics_json": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},  # token or session
+    "runs:samples_jsonl": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},  # token or session
     "runs:log": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
     "runs:checkpoint_download": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
     "runs:checkpoint_register": {"GET": S(302, 405, 405, 405, 405), "POST": S(302, 302, 302, 404, 403)},

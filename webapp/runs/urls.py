@@ -1,11 +1,12 @@
 from django.urls import path
 
-from webapp.runs import views
+from webapp.runs import api, views
 
 app_name = "runs"
 urlpatterns = [
     path("", views.run_list, name="list"),
     path("new", views.run_new, name="new"),
+    path("api/runs", api.runs_api, name="api_runs"),
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/cancel", views.run_cancel, name="cancel"),
     path("<int:pk>/pause", views.run_pause, name="pause"),

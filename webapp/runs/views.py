@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from spell.config import ConfigError, describe_fields
-from webapp.accounts.access import member_teams, require_member, role_in
+from webapp.accounts.access import api_or_session_auth, member_teams, require_member, role_in
 from webapp.runs import services
 from webapp.runs.forms import SECTIONS, RunForm, form_values, preset_values_json
 from webapp.runs.models import Run, Sample
@@ -156,7 +156,7 @@ def run_delete(request, pk: int):
 # --- JSON and downloads ---------------------------------------------------------------------------
 
 
-@login_required
+@api_or_session_auth
 @require_GET
 def run_events(request, pk: int):
     """Backfill: events with seq > ?after (default -1), oldest first, at most ?limit (500)."""
@@ -173,7 +173,7 @@ def run_events(request, pk: int):
     })
 
 
-@login_required
+@api_or_session_auth
 @require_GET
 def run_samples(request, pk: int):
     """Keyset pagination: ?after_id=&limit=&task=&step=&attempt=&verdict=&disagreement=1&split_votes=1&superseded=1"""
@@ -184,7 +184,7 @@ def run_samples(request, pk: int):
         return _bad(str(exc))
 
 
-@login_required
+@api_or_session_auth
 @require_GET
 def metrics_csv(request, pk: int):
     run = get_run(request, pk)
@@ -193,7 +193,7 @@ def metrics_csv(request, pk: int):
     return response
 
 
-@login_required
+@api_or_session_auth
 @require_GET
 def metrics_json(request, pk: int):
     run = get_run(request, pk)
@@ -203,7 +203,7 @@ def metrics_json(request, pk: int):
     return response
 
 
-@login_required
+@api_or_session_auth
 @require_GET
 def samples_jsonl(request, pk: int):
     run = get_run(request, pk)

@@ -1,0 +1,70 @@
+"""The JSON API scripts use with an API token (`Authorization: Bearer ...`): launch a run, read one.
+
+Reading metrics and samples goes through the run's JSON endpoints (views.py), which accept a token too.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import JsonResponse
+from django.views.decorators.http import require_http_methods
+
+from spell.config import ConfigError
+from webapp.accounts.access import api_or_session_auth, member_teams
+from webapp.corpora.models import Corpus
+from webapp.runs import services
+from webapp.runs.models import ModelEntry, Run
+
+
+def _error(message: str, status: int = 400, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def run_summary(run: Run) -> dict:
+    return {
+        "id": run.pk, "name": run.name, "team": run.team.slug, "state": run.state, "queue": run.queue,
+        "attempt": run.attempt, "last_step": run.last_step, "last_seq": run.last_seq, "error": run.error,
+        "url": f"/runs/{run.pk}/",
+    }
+
+
+@api_or_session_auth
+@require_http_methods(["GET", "POST"])
+def runs_api(request):
+    """GET: the runs of the caller's teams. POST {name, corpus, model, preset?, queue?, overrides?}: launch."""
+    if request.method == "GET":
+        runs = Run.objects.filter(team__in=member_teams(request.user)).select_related("team").order_by("-pk")[:200]
+        return JsonResponse({"runs": [run_summary(run) for run in runs]})
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return _error("the body must be a JSON object")
+    if not isinstance(body, dict):
+        return _error("the body must be a JSON object")
+    name = str(body.get("name") or "").strip()
+    if not name or len(name) > 200:
+        return _error("name: give a name of 1-200 characters", field="name")
+    corpus = Corpus.objects.filter(
+        team__in=member_teams(request.user), pk=body.get("corpus") if str(body.get("corpus", "")).isdigit() else None
+    ).first()
+    if corpus is None or corpus.status != Corpus.Status.READY:
+        return _error("corpus: give the id of a ready corpus of one of your teams", field="corpus")
+    model_entry = ModelEntry.objects.filter(name=str(body.get("model") or "")).first()
+    if model_entry is None:
+        return _error("model: give the name of a registered model", field="model",
+                      choices=list(ModelEntry.objects.values_list("name", flat=True)))
+    overrides = body.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        return _error("overrides: a JSON object of dotted config fields", field="overrides")
+    preset, queue = str(body.get("preset") or "cpu-demo"), str(body.get("queue") or "cpu")
+    try:
+        config = services.build_config(preset, overrides, model_entry, queue)
+        run = services.launch(team=corpus.team, name=name, corpus=corpus, model_entry=model_entry, config=config,
+                              preset=preset, queue=queue, user=request.user)
+    except ConfigError as exc:
+        errors = getattr(exc, "errors", None) or [exc]
+        return _error("invalid config", errors=[{"field": e.field, "reason": e.reason} for e in errors])
+    except (TypeError, ValueError) as exc:
+        return _error(f"invalid config: {exc}")
+    return JsonResponse(run_summary(run), status=201)
