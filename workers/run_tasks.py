@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from workers.celery import app
 
+QUOTA_RETRY_SECONDS = 15
+
 
 @app.task(name="workers.run_tasks.run_spell", bind=True, acks_late=True, ignore_result=False)
 def run_spell(self, run_id: int) -> dict:
     from workers.supervisor import supervise
 
-    return supervise(int(run_id), hostname=self.request.hostname or "")
+    result = supervise(int(run_id), hostname=self.request.hostname or "")
+    if result.get("retry"):
+        # The team is at its concurrent-run quota: wait in the broker, not in a worker slot.
+        raise self.retry(countdown=QUOTA_RETRY_SECONDS, max_retries=None)
+    return result
 
 
 @app.task(name="workers.run_tasks.apply_run_retention")

@@ -54,6 +54,8 @@ def claim(run_id: int, hostname: str = "") -> Run | None:
     task, or a run cancelled while queued, finds nothing to claim)."""
     now = timezone.now()
     with transaction.atomic():
+        if over_team_quota(run_id):
+            return None
         changed = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(
             state=Run.State.RUNNING, attempt=F("attempt") + 1, worker_hostname=hostname[:255], started_at=now,
             heartbeat_at=now, requested_action="", error="", finished_at=None, pid=None,
@@ -61,6 +63,18 @@ def claim(run_id: int, hostname: str = "") -> Run | None:
     if changed != 1:
         return None
     return Run.objects.select_related("corpus").get(pk=run_id)
+
+
+def over_team_quota(run_id: int) -> bool:
+    """True when the run's team already has `concurrent_run_quota` runs RUNNING. Called inside the
+    claim's transaction with the team row locked, so two workers cannot both take the last slot."""
+    from webapp.accounts.models import Team
+
+    team_id = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).values_list("team_id", flat=True).first()
+    if team_id is None:
+        return False  # nothing to claim anyway
+    team = Team.objects.select_for_update().get(pk=team_id)
+    return Run.objects.filter(team_id=team_id, state=Run.State.RUNNING).count() >= team.concurrent_run_quota
 
 
 def write_corpus(corpus, path: Path) -> None:
@@ -273,6 +287,9 @@ def supervise(run_id: int, hostname: str = "", *, command: list[str] | None = No
     run = claim(run_id, hostname)
     if run is None:
         state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
+        if state == Run.State.QUEUED:  # not taken: the team is at its concurrent-run quota
+            log.info("run %s: team at its concurrent-run quota; will retry", run_id)
+            return {"run": run_id, "claimed": False, "state": state, "retry": True}
         log.info("run %s: not claimed (state %s): nothing to do", run_id, state)
         return {"run": run_id, "claimed": False, "state": state}
     EventRelay.publish_state(run_id)

@@ -138,3 +138,21 @@ def test_it_resumes_a_new_attempt_from_the_checkpoint_and_supersedes_later_steps
     assert Sample.objects.filter(run=run, superseded=False).count() == 9
     seqs = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(len(seqs)))
+
+
+def test_it_leaves_a_run_queued_while_its_team_is_at_quota(world):
+    team = world[0]
+    team.concurrent_run_quota = 1
+    team.save()
+    busy = launch(world)
+    Run.objects.filter(pk=busy.pk).update(state=Run.State.RUNNING)
+    waiting = launch(world)
+
+    result = supervise(waiting)
+
+    waiting.refresh_from_db()
+    assert result == {"run": waiting.pk, "claimed": False, "state": "QUEUED", "retry": True}
+    assert (waiting.state, waiting.attempt) == ("QUEUED", 0)
+
+    Run.objects.filter(pk=busy.pk).update(state=Run.State.SUCCEEDED)
+    assert supervise(waiting)["state"] == "SUCCEEDED"
