@@ -11,6 +11,10 @@ model, i.e. the policy's distribution at temperature 1, before temperature, top-
 mask. That is the quantity the trainer recomputes (spell/trainers/logprobs.py), so the two agree
 up to floating point; it is not the probability of the (tempered, truncated, masked) sampling
 distribution the token was actually drawn from.
+
+A completion that stops keeps its stop token (EOS / <|im_end|>) as the last of `token_ids` (with
+its log-probability: the policy chose to stop, and training should see that); `text` is decoded
+without it and without special tokens, as vLLM does.
 """
 
 from __future__ import annotations

@@ -34,13 +34,17 @@ def make(model_path, trainer_class, **overrides):
     return trainer_class(model, reinforce_loss, settings(**overrides), device="cpu")
 
 
-@pytest.mark.parametrize("stage", [0, 2])
+@pytest.mark.parametrize("stage", [0, 2, 3])
 def test_one_step_lowers_the_loss(model_path, stage):
     trainer = make(model_path, DeepSpeedTrainer, zero_stage=stage)
     first = trainer.train_step(toy_batch())
     second = trainer.train_step(toy_batch())
     assert second["loss"] < first["loss"]
     assert first["grad_norm"] > 0
+    # The whole model's weights, gathered from the partitions at ZeRO-3.
+    weights = trainer.full_state_dict()
+    assert weights["model.norm.weight"].shape == (64,)
+    assert weights["model.embed_tokens.weight"].shape == (49152, 64)
 
 
 def test_zero2_matches_the_torch_trainer(model_path):
