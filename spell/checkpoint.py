@@ -15,6 +15,7 @@ the best by evaluation score.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import random
@@ -173,13 +174,28 @@ def save_checkpoint(
     final = root / checkpoint_name(state.step)
     scratch = root / f"{_SCRATCH}{final.name}-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    model.save_pretrained(scratch / MODEL_DIR, state_dict=model_state_dict)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(scratch / MODEL_DIR)
-    if save_optimizer is not None:
-        save_optimizer(scratch)
-    _write_json(scratch / STATE_FILE, state.to_json())
+    try:
+        scratch.mkdir()
+        model.save_pretrained(scratch / MODEL_DIR, state_dict=model_state_dict)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(scratch / MODEL_DIR)
+        if save_optimizer is not None:
+            save_optimizer(scratch)
+        _write_json(scratch / STATE_FILE, state.to_json())
+    except BaseException as exc:
+        # A write that failed (often a full disk: safetensors and torch.save word it their own way)
+        # leaves the previous checkpoint and `latest` untouched; the scratch folder goes, so the
+        # space it took is free again for the error to be reported.
+        full = _disk_full(exc, root)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if full:
+            previous = latest_checkpoint(root)
+            raise CheckpointError(
+                f"no space left on the device of {root} while writing checkpoint {final.name}; "
+                + (f"the previous checkpoint {previous.name} is kept" if previous else "no earlier checkpoint exists")
+                + " (free some space, then resume the run)"
+            ) from exc
+        raise
     if final.exists():  # the same step saved again (e.g. a resumed attempt): replace it
         shutil.rmtree(final)
     scratch.rename(final)
@@ -244,6 +260,26 @@ def best_checkpoint(root: Path | str, higher_is_better: bool = True) -> Path | N
         if isinstance(score, (int, float)):
             scored.append((score if higher_is_better else -score, path.name, path))
     return max(scored)[2] if scored else None
+
+
+def _disk_full(exc: BaseException, root: Path) -> bool:
+    """ENOSPC / EDQUOT anywhere in the chain, the words libraries use for it, or (torch.save only
+    says "file write failed") a device with less than 1 MiB left while the scratch folder exists."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for error in chain:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error) or "StorageFull" in str(error):
+            return True
+    try:
+        usage = shutil.disk_usage(root)
+    except OSError:
+        return False
+    return usage.free < (1 << 20)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
