@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from webapp.audits.services import enqueue_for_review
 from webapp.runs.models import MetricPoint, Run, RunEvent, Sample
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,8 @@ class EventRelay:
             if end == self.offset:
                 return stored
             events = [e for e in (self._parse(line) for line in lines) if e is not None]
-            self._store(events, end)
+            if not self._store(events, end):
+                continue
             self._send(events)
             stored += len(events)
 
@@ -176,9 +178,17 @@ class EventRelay:
 
     # --- storing ----------------------------------------------------------------------------
 
-    def _store(self, events: list[dict[str, Any]], end_offset: int) -> None:
+    def _store(self, events: list[dict[str, Any]], end_offset: int) -> bool:
+        """Store one batch read from self.offset; False (nothing written) when the database is
+        ahead of this relay: a commit whose answer was lost with the connection (the database
+        restarting) did land, so the relay takes the stored offset and seq and reads again."""
         with transaction.atomic():
             run = Run.objects.select_for_update().only("last_seq", "events_offset", "last_step").get(pk=self.run_id)
+            if run.last_seq != self.next_seq - 1:
+                log.warning("run %s: the database already holds events up to seq %s (this relay had %s); "
+                            "reading again from the stored offset", self.run_id, run.last_seq, self.next_seq - 1)
+                self.offset, self.next_seq = run.events_offset, run.last_seq + 1
+                return False
             seq = run.last_seq + 1
             rows, samples, points = [], [], []
             for event in events:
@@ -196,11 +206,13 @@ class EventRelay:
                 seq += 1
             RunEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
             Sample.objects.bulk_create(samples, ignore_conflicts=True, batch_size=500)
+            enqueue_for_review(samples)  # the share of judgments people will audit
             MetricPoint.objects.bulk_create(points, ignore_conflicts=True, batch_size=1000)
             last_step = max([run.last_step] + [e["step"] for e in events if e["attempt"] == self.attempt])
             Run.objects.filter(pk=self.run_id).update(last_seq=seq - 1, events_offset=end_offset, last_step=last_step)
         self.offset = end_offset
         self.next_seq = seq
+        return True
 
     # --- sending ----------------------------------------------------------------------------
 
