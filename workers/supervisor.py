@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -37,6 +37,9 @@ POLL_SECONDS = 0.25
 CONFIG_NAME = "studio-config.json"  # the frozen config as the worker hands it over (the process writes config.json)
 CORPUS_NAME = "corpus.jsonl"
 LOG_TAIL_LINES = 30
+DB_ERRORS = (OperationalError, InterfaceError)
+DB_RETRY_SECONDS = 600  # how long a database outage is ridden out before the task gives up
+DB_RETRY_PAUSE = 1.0
 
 
 def train_command() -> list[str]:
@@ -148,6 +151,7 @@ class Supervisor:
         self.log_path = self.root / "logs" / f"attempt-{self.attempt}.log"
         self.sent: dict[str, float] = {}  # signal name -> when it was sent
         self.lost_ownership = False
+        self.db_down_since: float | None = None
 
     def argv(self, config_path: Path, corpus_path: Path, resume: bool) -> list[str]:
         args = [*self.command, "--config", str(config_path), "--corpus", str(corpus_path), "--out", str(self.root),
@@ -158,6 +162,9 @@ class Supervisor:
         config_path, corpus_path = prepare_run_dir(self.run)
         step = resume_point(self.root)
         if self.attempt > 1:
+            # The previous attempt's last lines (written after the relay that tailed it was gone)
+            # are stored first, so that they are hidden with the rest of what it did after `step`.
+            self.relay.poll()
             EventRelay.mark_superseded(self.run.pk, self.attempt, step if step is not None else -1)
             Run.objects.filter(pk=self.run.pk, attempt=self.attempt).update(last_step=step or 0)
         argv = self.argv(config_path, corpus_path, resume=step is not None)
@@ -195,15 +202,22 @@ class Supervisor:
         last_beat = 0.0
         while True:
             rc = self.process.poll()
-            self.relay.poll()
-            if rc is not None:
-                return rc
-            now = time.monotonic()
-            # The control state is polled every turn (one indexed read); the heartbeat write every few seconds.
-            if now - last_beat >= beat_every:
-                action, last_beat = self.heartbeat(), now
-            else:
-                action = self._action()
+            try:
+                self.relay.poll()
+                if rc is not None:
+                    return rc
+                now = time.monotonic()
+                # The control state is polled every turn (one indexed read); the heartbeat write every few seconds.
+                if now - last_beat >= beat_every:
+                    action, last_beat = self.heartbeat(), now
+                else:
+                    action = self._action()
+            except DB_ERRORS as exc:
+                # The database is restarting: the process keeps training, its events wait in
+                # events.jsonl, and the next turn stores them (the relay's writes are idempotent).
+                self._database_down(exc)
+                continue
+            self.db_down_since = None
             if action is None:
                 self.lost_ownership = True
                 log.warning("run %s: no longer RUNNING attempt %s here; stopping the process", self.run.pk, self.attempt)
@@ -217,6 +231,26 @@ class Supervisor:
             elif action == Run.Action.PAUSE:
                 self._signal("SIGUSR1", signal.SIGUSR1)
             time.sleep(self.poll_seconds)
+
+    def _database_down(self, exc: Exception) -> None:
+        from django.db import connection
+
+        if self.db_down_since is None:
+            self.db_down_since = time.monotonic()
+            log.warning("run %s: database unavailable (%s); retrying, the training process goes on", self.run.pk,
+                        " ".join(str(exc).split())[:200])
+        elif time.monotonic() - self.db_down_since > DB_RETRY_SECONDS:
+            raise exc
+        connection.close()  # a broken connection stays broken; the next query opens a new one
+        time.sleep(DB_RETRY_PAUSE)
+
+    def finish_retrying(self, rc: int) -> Run.State:
+        """finish(), through a database outage (the run must not stay RUNNING behind a live worker)."""
+        while True:
+            try:
+                return self.finish(rc)
+            except DB_ERRORS as exc:
+                self._database_down(exc)
 
     def _action(self) -> str | None:
         row = Run.objects.filter(pk=self.run.pk).values_list("state", "attempt", "requested_action").first()
@@ -310,5 +344,5 @@ def supervise(run_id: int, hostname: str = "", *, command: list[str] | None = No
         raise
     if sup.lost_ownership:
         return {"run": run_id, "claimed": True, "state": "lost-ownership", "rc": rc}
-    state = sup.finish(rc)
+    state = sup.finish_retrying(rc)
     return {"run": run_id, "claimed": True, "state": state, "rc": rc, "attempt": sup.attempt}
