@@ -36,14 +36,20 @@ def provision_default_model(settings) -> Path:
     target = settings.MODEL_ROOT / settings.DEFAULT_MODEL_NAME
     if (target / "config.json").exists():
         return target
-    say(f"provisioning {settings.DEFAULT_MODEL_NAME} into {target} (once; about a minute) ...")
+    say(f"provisioning {settings.DEFAULT_MODEL_NAME} (once per machine; about a minute) ...")
+    # Built once into the machine-wide cache (keyed by the package version), linked from var/models.
     result = subprocess.run(
-        [sys.executable, "-m", "spell", "prepare-model", "--dest", str(target)],
-        cwd=BASE_DIR,
+        [sys.executable, "-m", "spell", "prepare-model"],
+        cwd=BASE_DIR, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "SPELL_CACHE_DIR": str(settings.SPELL_CACHE_DIR)},
     )
-    if result.returncode != 0:
-        raise PreflightError(f"could not provision the default model into {target} (see the lines above)")
+    built = Path(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else None
+    if result.returncode != 0 or built is None or not built.is_dir():
+        raise PreflightError(f"could not provision the default model {settings.DEFAULT_MODEL_NAME} (see the lines above)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink():
+        target.unlink()
+    target.symlink_to(built, target_is_directory=True)
     check_model_folder(target)
     return target
 

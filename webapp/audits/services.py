@@ -40,7 +40,7 @@ def reservation_seconds() -> int:
 
 
 def audit_config(run: Run) -> sampling.AuditConfig:
-    return sampling.AuditConfig.from_run_config(run.config)
+    return sampling.AuditConfig.from_run_config({"audit": run.audit})
 
 
 # ====================================================================== enqueue (the relay's hook)

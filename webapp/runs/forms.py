@@ -129,6 +129,9 @@ def preset_values_json() -> str:
 # --- the form ---------------------------------------------------------------------------------------
 
 
+AUDIT_FIELDS = ("review_share", "double_share", "false_accept_alarm")
+
+
 class RunForm(forms.Form):
     name = forms.CharField(max_length=200, help_text="A name for the run, shown in lists and charts.")
     preset = forms.ChoiceField(
@@ -140,6 +143,19 @@ class RunForm(forms.Form):
     )
     corpus = forms.ModelChoiceField(queryset=Corpus.objects.none(), help_text="A ready corpus of one of your teams.")
     queue = forms.ChoiceField(help_text="Where the run trains: cpu, or a GPU queue (gpu.<name>).")
+    # Human review of the verifier (webapp.audits); stored on the run, not in the spell config.
+    review_share = forms.FloatField(
+        required=False, min_value=0, max_value=1, initial=0.1, label="Review share",
+        help_text="Share of verifier judgments queued for human review (disagreements and split votes are oversampled).",
+    )
+    double_share = forms.FloatField(
+        required=False, min_value=0, max_value=1, initial=0.2, label="Double-annotation share",
+        help_text="Share of reviewed items given to two annotators, for their agreement (Cohen's kappa).",
+    )
+    false_accept_alarm = forms.FloatField(
+        required=False, min_value=0, max_value=1, initial=0.2, label="False-accept alarm",
+        help_text="Raise an alarm when the lower 95% bound of the verifier's false-accept rate passes this.",
+    )
 
     def __init__(self, *args, user, config: RunConfig | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -168,6 +184,10 @@ class RunForm(forms.Form):
             {"key": key, "title": SECTIONS.get(key, (key, ""))[0], "help": SECTIONS.get(key, ("", ""))[1], "fields": fields}
             for key, fields in groups.items()
         ]
+
+    def audit_settings(self) -> dict[str, float]:
+        """The review settings given; an empty field takes its default (webapp.audits.sampling)."""
+        return {key: self.cleaned_data[key] for key in AUDIT_FIELDS if self.cleaned_data.get(key) is not None}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

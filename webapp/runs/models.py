@@ -81,6 +81,8 @@ class Run(models.Model):
     events_offset = models.BigIntegerField(default=0, help_text="Bytes of events.jsonl already stored.")
     last_step = models.IntegerField(default=0)
     disk_bytes = models.BigIntegerField(default=0)
+    # Human spot-checks of the verifier (webapp.audits): review_share, double_share, false_accept_alarm.
+    audit = models.JSONField(default=dict, blank=True)
 
     objects = RunQuerySet.as_manager()
 

@@ -81,7 +81,7 @@ def _enqueue(run: Run) -> None:
 
 
 def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfig, preset: str, queue: str,
-           user=None, cloned_from: Run | None = None) -> Run:
+           user=None, cloned_from: Run | None = None, audit: dict | None = None) -> Run:
     """Save a QUEUED run with its frozen config and enqueue it on its queue after commit."""
     if queue not in queue_choices():
         raise ConfigError("queue", f"unknown queue {queue!r} (choices: {', '.join(queue_choices())})")
@@ -90,6 +90,7 @@ def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfi
         run = Run.objects.create(
             team=team, name=name, corpus=corpus, model_entry=model_entry, config=config.to_dict(), preset=preset,
             queue=queue, state=Run.State.QUEUED, queued_at=timezone.now(), created_by=user, cloned_from=cloned_from,
+            audit=audit or {},
         )
         run.run_dir = str(run_dir_for(run))
         run.save(update_fields=["run_dir"])
@@ -106,6 +107,7 @@ def clone_initial(run: Run) -> dict[str, Any]:
     return {
         "name": f"{run.name} (copy)"[:200], "preset": run.preset or "cpu-demo", "queue": run.queue,
         "corpus": run.corpus_id, "model_entry": run.model_entry_id, "config": frozen_config(run),
+        **{k: v for k, v in (run.audit or {}).items() if k in ("review_share", "double_share", "false_accept_alarm")},
     }
 
 

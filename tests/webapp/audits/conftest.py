@@ -57,10 +57,8 @@ def people(db) -> People:
 
 
 def make_run(team, audit=None, name="run", **fields) -> Run:
-    config = {"seed": 1}
-    if audit is not None:
-        config["audit"] = audit
-    return Run.objects.create(team=team, name=name, config=config, state=Run.State.RUNNING, **fields)
+    return Run.objects.create(team=team, name=name, config={"seed": 1}, audit=audit or {},
+                              state=Run.State.RUNNING, **fields)
 
 
 def make_sample(run, *, step=1, task="doc_general_qa", stage=0, verdict="YES", majority="1", rule_score=1.0,

@@ -183,3 +183,22 @@ def test_it_requires_login(client):
 
 def test_it_refuses_other_methods(owner_client):
     assert owner_client.put("/runs/new").status_code == 405
+
+
+def test_it_stores_the_human_review_settings_on_the_run(owner_client, owner, corpus, model_entry):
+    data = post_data(corpus, model_entry, name="reviewed", review_share="0.3", double_share="0.5", false_accept_alarm="0.1")
+
+    response = owner_client.post("/runs/new", data)
+
+    run = Run.objects.get(name="reviewed")
+    assert response.status_code == 302
+    assert run.audit == {"review_share": 0.3, "double_share": 0.5, "false_accept_alarm": 0.1}
+    assert "audit" not in run.config  # the spell config stays the library's own
+
+
+def test_it_refuses_a_review_share_outside_zero_one(owner_client, owner, corpus, model_entry):
+    response = owner_client.post("/runs/new", post_data(corpus, model_entry, name="bad share", review_share="1.5"))
+
+    assert response.status_code == 200
+    assert "review_share" in response.context["form"].errors
+    assert not Run.objects.filter(name="bad share").exists()
