@@ -36,7 +36,7 @@ chromium:
 
 # The whole suite. var/test keeps tests apart from a `make run` on the same checkout.
 test: venv chromium
-	SPELL_VAR_DIR=$(CURDIR)/var/test $(PY) -m pytest $(PYTEST_ARGS)
+	SPELL_VAR_DIR=$(CURDIR)/var/test SPELL_TESTING=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 clean-var:
 	rm -rf var/test

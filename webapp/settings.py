@@ -199,6 +199,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+if env.bool("SPELL_TESTING", default=False) and not PRODUCTION:
+    # `make test` only: hashing passwords the slow way costs seconds per test user on 2 cores.
+    # Child processes (workers, Daphne) inherit the variable, so they check the same hashes.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 # --- runs and workers ----------------------------------------------------------------------------
