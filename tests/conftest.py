@@ -11,6 +11,11 @@ import pytest
 from tests.support import WorkerProcess
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: they are the slowest, and what they drive is tested piecewise before."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server():
     """The embedded Redis when REDIS_URL is unset (started once per test session)."""

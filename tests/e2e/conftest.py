@@ -88,8 +88,10 @@ def live_stack(transactional_db):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Module-scoped: Playwright's sync API keeps an event loop running while it is open, which
+    would break the asyncio tests that follow."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: `apt-get install -y chromium` (make test does it)")
     from playwright.sync_api import sync_playwright
