@@ -1,6 +1,7 @@
 from django.urls import path
 
 from webapp.runs import api, views
+from webapp.runs import dashboard_views
 
 app_name = "runs"
 urlpatterns = [
@@ -21,4 +22,11 @@ urlpatterns = [
     path("<int:pk>/log", views.run_log, name="log"),
     path("<int:pk>/checkpoints/<str:name>.zip", views.checkpoint_download, name="checkpoint_download"),
     path("<int:pk>/checkpoints/<str:name>/register", views.checkpoint_register, name="checkpoint_register"),
+    # the live dashboard (webapp/runs/dashboard_views.py)
+    path("compare", dashboard_views.compare, name="compare"),
+    path("<int:pk>/series.json", dashboard_views.series_json, name="series"),
+    path("<int:pk>/alarms.json", dashboard_views.alarms_json, name="alarms"),
+    path("<int:pk>/triples.json", dashboard_views.triples_json, name="triples"),
+    path("<int:pk>/samples/<int:sample_id>/", dashboard_views.sample_detail, name="sample"),
+    path("<int:pk>/samples/seq/<int:seq>/<int:index>/", dashboard_views.sample_by_seq, name="sample_by_seq"),
 ]
