@@ -214,7 +214,7 @@ def sample_by_seq(request, pk: int, seq: int, index: int):
 def compare(request):
     """?ids=1,2[,...]: the runs' metrics overlaid on the dashboard's charts, beside their config diff."""
     try:
-        ids = dashboard.parse_ids(request.GET.get("ids"))
+        ids = dashboard.parse_ids(",".join(request.GET.getlist("ids")))
         max_points = dashboard.parse_max_points(request.GET.get("max_points") or "1000")
     except ValueError as exc:
         return render(request, "runs/dashboard_compare.html", {"error": str(exc), "runs": []}, status=400)
