@@ -82,15 +82,13 @@ class SpellWorkerExtension:
         return out
 
     def _spell_reload(self, weights) -> None:
+        import inspect
+
         runner = self.model_runner
         reload = getattr(runner, "reload_weights", None)
-        if reload is not None:
-            try:
-                reload(weights_iterator=weights)
-                return
-            except TypeError:
-                # Older vLLM: reload_weights() re-reads the checkpoint and takes no iterator.
-                pass
-        # Fallback for vLLM versions without iterator reloads (GPU builds keep weights in their
-        # loaded layout, so a plain load_weights works there).
+        if reload is not None and "weights_iterator" in inspect.signature(reload).parameters:
+            reload(weights_iterator=weights)
+            return
+        # Older vLLM (reload_weights() re-reads the checkpoint, no iterator): GPU builds keep
+        # weights in their loaded layout, so a plain load_weights works there.
         runner.model.load_weights(weights=weights)
