@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset
 from webapp.accounts.access import member_teams
@@ -165,6 +166,14 @@ class RunForm(forms.Form):
         )
         self.fields["corpus"].label_from_instance = lambda c: f"{c.name} ({c.team})"
         self.fields["queue"].choices = [(q, q) for q in services.queue_choices()]
+        # A new run starts on the default model and the newest ready corpus; the person may change both.
+        if not self.is_bound:
+            default_model = ModelEntry.objects.filter(name=settings.DEFAULT_MODEL_NAME).first() or ModelEntry.objects.order_by("name").first()
+            newest_corpus = self.fields["corpus"].queryset.order_by("-created_at").first()
+            if default_model is not None:
+                self.initial.setdefault("model_entry", default_model.pk)
+            if newest_corpus is not None:
+                self.initial.setdefault("corpus", newest_corpus.pk)
         base = config or spell_preset(self.initial.get("preset") or "cpu-demo")
         self.knob_names: list[str] = []
         for name, info in describe_fields(base).items():
