@@ -41,9 +41,9 @@
   }
   function layoutFor(chart) {
     const layout = {
-      title: { text: chart.title, font: { size: 14 } }, margin: { l: 50, r: chart.y2_title ? 55 : 15, t: 35, b: 35 },
-      xaxis: { title: { text: "step" } }, yaxis: { title: { text: chart.y } },
-      legend: { orientation: "h", y: -0.2, font: { size: 10 } }, showlegend: true, uirevision: "keep",
+      title: { text: chart.title, font: { size: 14 } }, margin: { l: 50, r: chart.y2_title ? 55 : 15, t: 35, b: 60 },
+      xaxis: { title: { text: "step", standoff: 4 } }, yaxis: { title: { text: chart.y } },
+      legend: { orientation: "h", y: -0.28, font: { size: 10 } }, showlegend: true, uirevision: "keep",
     };
     if (chart.y2_title) layout.yaxis2 = { title: { text: chart.y2_title }, overlaying: "y", side: "right" };
     return layout;
