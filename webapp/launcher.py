@@ -98,6 +98,12 @@ class Children:
         return None
 
     def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM to each, then SIGKILL to each whole process group after `grace` seconds.
+
+        The worker's pool processes share its group: killing the group ends a supervisor that is
+        still waiting on a training run, and that run's process follows (it dies with its parent).
+        The run shows as LOST and the sweeper requeues it from its last checkpoint on the next start.
+        """
         for name, process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -107,7 +113,11 @@ class Children:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 say(f"{name} did not stop in {grace:.0f}s: killing it")
-                process.kill()
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # stragglers of its group (pool processes)
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
