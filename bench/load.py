@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 class Stats:
     ws_latency: list[float] = field(default_factory=list)
     http_latency: list[float] = field(default_factory=list)
+    http_by_path: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     ws_connected: int = 0
     http_requests: int = 0
@@ -67,6 +68,8 @@ class Stats:
             "http_requests": self.http_requests,
             "http_p50_ms": ms(self.percentile(self.http_latency, 50)),
             "http_p95_ms": ms(self.percentile(self.http_latency, 95)),
+            "http_p50_ms_by_path": {path.split("?")[0]: ms(self.percentile(values, 50))
+                                    for path, values in sorted(self.http_by_path.items())},
             "errors": len(self.errors),
             "first_errors": self.errors[:10],
         }
@@ -99,6 +102,7 @@ async def _http_load(base_url: str, paths: list[str], cookie: str, rps: float, d
             stats.errors.append(f"HTTP {path}: status {status}")
         else:
             stats.http_latency.append(elapsed)
+            stats.http_by_path.setdefault(path, []).append(elapsed)
 
     start = time.perf_counter()
     i = 0
