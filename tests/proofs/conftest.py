@@ -178,3 +178,15 @@ def assert_checkpoint_loads(run_dir: Path, step: int | None = None) -> Path:
     assert sum(p.numel() for p in model.parameters()) > 0
     assert not list(root.glob(".incomplete-*")), "a scratch folder was left behind"
     return loaded.path
+
+
+def assert_page_has_every_event(run, seen: list[int], start: int, last: int) -> None:
+    """The seqs a run page applied after `start`: strictly increasing, and every event stored in
+    (start, last] among them except heartbeats (stored, never sent live; a backfill includes them)."""
+    from webapp.runs.models import RunEvent
+
+    assert seen == sorted(set(seen)), f"repeats or disorder on the page: {seen}"
+    rows = RunEvent.objects.filter(run_id=run.pk, seq__gt=start, seq__lte=last).order_by("seq")
+    beats = set(rows.filter(type="heartbeat").values_list("seq", flat=True))
+    expected = [s for s in rows.values_list("seq", flat=True) if s not in beats]
+    assert [s for s in seen if s not in beats] == expected, f"the page missed events: {sorted(set(expected) - set(seen))}"
