@@ -108,6 +108,13 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "runs:log": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
     "runs:checkpoint_download": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
     "runs:checkpoint_register": {"GET": S(302, 405, 405, 405, 405), "POST": S(302, 302, 302, 404, 403)},
+    # the dashboard: JSON for scripts too (token or session), pages for people
+    "runs:series": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},
+    "runs:alarms": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},
+    "runs:triples": {"GET": S(401, 200, 200, 404, 403), "POST": S(401, 405, 405, 405, 405)},
+    "runs:sample": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
+    "runs:sample_by_seq": {"GET": S(302, 302, 302, 404, 403), "POST": S(302, 405, 405, 405, 405)},
+    "runs:compare": {"GET": S(302, 400, 400, 400, 400), "POST": S(302, 405, 405, 405, 405)},  # 400: no ids given
     # audits: the review queue (annotators and members of the team; export for members only)
     "audits:index": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 405, 405, 405, 405)},
     "audits:progress": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 405, 405, 405, 405)},
@@ -180,13 +187,10 @@ class World:
             invited_by=p.admin, expires_at=timezone.now() + timezone.timedelta(days=1),
         )
         self.membership = p.teammate.memberships.get(team=p.team)
-        self.review_item = None
-        try:
-            from webapp.audits.models import ReviewItem
-            from webapp.runs.models import Sample
-        except ImportError:  # the audits app is not there yet
-            return
-        sample = Sample.objects.create(run=self.run, seq=0, step=1, task="qa", question="Q?", reference="A",
+        from webapp.audits.models import ReviewItem
+        from webapp.runs.models import Sample
+
+        self.sample = sample = Sample.objects.create(run=self.run, seq=0, step=1, task="qa", question="Q?", reference="A",
                                        response="A", verdict="yes", majority="yes")
         self.review_item = ReviewItem.objects.create(sample=sample, run=self.run, team=p.team, task="qa", verifier_yes=True)
 
@@ -196,7 +200,8 @@ class World:
         values: dict = {}
         for name in found:
             if ns == "runs":
-                values[name] = {"pk": self.run.pk, "name": "step-000001"}[name]
+                values[name] = {"pk": self.run.pk, "name": "step-000001", "sample_id": self.sample.pk,
+                                "seq": self.sample.seq, "index": self.sample.index}[name]
             elif ns == "corpora":
                 pk = self.evalset.pk if "evalset" in key else self.corpus.pk
                 values[name] = {"pk": pk, "cluster_pk": self.cluster.pk, "doc_pk": self.document.pk}[name]
