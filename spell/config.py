@@ -379,7 +379,7 @@ def preset(name: str) -> RunConfig:
                 "selfplay.max_generation_batches": 1,
                 "selfplay.verifier_share": 0.5,
                 "memory.new_docs_per_round": 2,
-                "length_curriculum.stages": [1024, 2048],
+                "length_curriculum.stages": [1536, 2048],
                 "sampling.max_response_tokens": 160,
                 "sampling.max_prompt_tokens": 3072,
                 "structured.questioner": True,

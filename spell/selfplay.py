@@ -122,18 +122,18 @@ class SelfPlay:
                 gen_seconds[k] = gen_seconds.get(k, 0.0) + v
             skipped_clusters += phases.skipped_clusters
             generated_tokens += phases.generated_tokens
+            if not proposals and phases.skipped_clusters and not curriculum.is_last:
+                # Nothing fits this stage (every sampled cluster too long for it): move the length
+                # curriculum on and try again in this step; an empty batch does not count.
+                curriculum.stage += 1
+                curriculum.history.clear()
+                stage_index, stage_tokens = curriculum.stage, curriculum.max_context
+                forced_promotion = True
+                continue
             batch_scored = [self._score(p, b, step) for p in proposals]
             sampler.add_batch([s.group for s in batch_scored if s.group is not None])
             scored.extend(batch_scored)
             if not proposals:
-                # Nothing fits this stage (every sampled cluster too long for it): move the
-                # length curriculum on rather than stall forever, and try again.
-                if phases.skipped_clusters and not curriculum.is_last:
-                    curriculum.stage += 1
-                    curriculum.history.clear()
-                    stage_index, stage_tokens = curriculum.stage, curriculum.max_context
-                    forced_promotion = True
-                    continue
                 break
 
         questions = [s.record for s in scored]
