@@ -28,14 +28,15 @@ def test_it_logs_and_skips_garbage_lines_and_keeps_every_event(world):
 
         run_dir = Path(row.run_dir)
         good, bad = file_events(run_dir)
-        assert len(bad) == 16, bad  # two bursts of eight
+        # One or two bursts of eight, depending on whether the run outlived the sprayer's pause.
+        assert len(bad) in (8, 16), bad
         assert worker.log().count("skipping a line of events.jsonl that is not an event") == len(bad)
         rows = assert_nothing_lost(run)
         assert len(rows) == len(good)
         assert RunEvent.objects.filter(run_id=run.pk, type="metrics").count() == 3
         assert not RunEvent.objects.filter(run_id=run.pk, type="error").exists()
         attempt_log = (run_dir / "logs" / "attempt-1.log").read_text(errors="replace")
-        assert attempt_log.count("garbage on stdout") == 16 and "garbage on stderr" in attempt_log
+        assert attempt_log.count("garbage on stdout") == len(bad) and "garbage on stderr" in attempt_log
         assert_checkpoint_loads(run_dir, step=3)
     finally:
         worker.stop()
