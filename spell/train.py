@@ -48,8 +48,12 @@ class TrainOptions:
     heartbeat_s: float = 10.0
 
 
-class Cancelled(Exception):
-    """SIGTERM arrived: stop now."""
+class Cancelled(BaseException):
+    """SIGTERM arrived: stop now.
+
+    A BaseException, like KeyboardInterrupt, so that library code's `except Exception` blocks
+    (tokenizers, torch, xgrammar callbacks) let it through instead of swallowing or wrapping it.
+    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +226,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     events = EventWriter(out / "events.jsonl", options.attempt, enabled=is_main)
     events.step = start_step
     events.start_heartbeat(options.heartbeat_s)
-    pause = {"requested": False}
+    pause = {"requested": False, "cancelled": False}
     previous = _install_signals(pause)
 
     last_eval = None
@@ -261,6 +265,11 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         events.log("cancelled", level="warning")
         return EXIT_CANCELLED
     except Exception as exc:
+        if pause["cancelled"]:
+            # The signal landed inside code that turned Cancelled into another error (a C
+            # extension's callback, a context manager's __exit__): it is still a cancel.
+            events.log("cancelled", level="warning", during=f"{type(exc).__name__}: {exc}"[:500])
+            return EXIT_CANCELLED
         events.error(f"{type(exc).__name__}: {exc}", kind="crash")
         raise
     finally:
@@ -359,6 +368,7 @@ def _stage_payload(state: Any, reason: str) -> dict[str, Any]:
 
 def _install_signals(pause: dict[str, bool]) -> dict[int, Any]:
     def on_term(signum, frame):  # noqa: ARG001
+        pause["cancelled"] = True
         raise Cancelled()
 
     def on_usr1(signum, frame):  # noqa: ARG001

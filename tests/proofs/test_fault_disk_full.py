@@ -8,6 +8,7 @@ names is the previous one and still loads, no half-written folder is left, nothi
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from pathlib import Path
@@ -35,12 +36,38 @@ def small_disk(tmp_path):
 
 
 def fill(disk: Path, leave: int) -> Path:
-    """A real file taking all but `leave` bytes of the filesystem."""
-    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    """A real file taking all but about `leave` bytes of the filesystem.
+
+    The run keeps writing (and deleting) checkpoints while this runs, so the free space moves
+    under us: allocate what is free now, and on ENOSPC measure again and take half as much."""
     filler = disk / "filler.bin"
+    size = 0
     with open(filler, "wb") as f:
-        os.posix_fallocate(f.fileno(), 0, max(0, free - leave))
+        for _ in range(50):
+            want = _free(disk) - leave
+            if want <= 0:
+                break
+            try:
+                os.posix_fallocate(f.fileno(), size, want)
+                size += want
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+                want //= 2
+                if want > 0:
+                    try:
+                        os.posix_fallocate(f.fileno(), size, want)
+                        size += want
+                    except OSError as again:
+                        if again.errno != errno.ENOSPC:
+                            raise
+    assert size > 0, "could not fill the small disk"
     return filler
+
+
+def _free(disk: Path) -> int:
+    stats = os.statvfs(disk)
+    return stats.f_bavail * stats.f_frsize
 
 
 def test_it_fails_clearly_and_keeps_the_previous_checkpoint_when_the_disk_fills(world, small_disk, settings):
@@ -52,7 +79,9 @@ def test_it_fails_clearly_and_keeps_the_previous_checkpoint_when_the_disk_fills(
     world = {**world, "runs_root": runs_root}
     worker = start_worker(world, "smalldisk")
     try:
-        run = launch_tiny(world, 6)
+        # Far more steps than can finish while the test fills the disk: on a fast machine a short
+        # run would end before the fill lands, and nothing would be left to fail.
+        run = launch_tiny(world, 500)
         wait_for(lambda: RunEvent.objects.filter(run_id=run.pk, type="checkpoint").exists(), "a first checkpoint",
                  logs=[worker])
         fill(small_disk, LEFT_FREE)
