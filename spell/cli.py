@@ -23,6 +23,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
+from spell.train import EXIT_CANCELLED, Cancelled
+
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     """`section.key=value` pairs; the value is read as TOML (4, 0.5, true, [1024, 2048], "x") and
@@ -92,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spell: interrupted", file=sys.stderr)
         return 130
+    except Cancelled:  # SIGTERM outside the training loop's own try block
+        print("spell: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
     except Exception as exc:  # noqa: BLE001 - bad input becomes exit 2, the rest re-raises
         if _is_bad_input(exc):
             print(f"spell {args.command}: error: {_one_line(exc)}", file=sys.stderr)
