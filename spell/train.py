@@ -187,7 +187,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     if make_engine is not None:
         engine = make_engine(model, tokenizer, cfg)
     else:
-        engine = _make_engine(cfg, model, tokenizer, device)
+        engine = _make_engine(cfg, model, tokenizer, device, trainer)
     corpus = Corpus.from_records(records, lambda texts: [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts])
     state = SelfPlayState.from_config(cfg)
     ref_model = None
@@ -296,14 +296,15 @@ def _make_trainer(cfg: RunConfig, model: Any, tokenizer: Any, device: str, polic
     return TorchTrainer(model, loss, settings, device=device)
 
 
-def _make_engine(cfg: RunConfig, model: Any, tokenizer: Any, device: str) -> Any:
+def _make_engine(cfg: RunConfig, model: Any, tokenizer: Any, device: str, trainer: Any) -> Any:
     if cfg.engine.name == "vllm":
         from spell.engines.vllm_engine import VLLMEngine
 
         return VLLMEngine.from_run_config(cfg) if hasattr(VLLMEngine, "from_run_config") else VLLMEngine(cfg.model.path)
     from spell.engines.hf import HFEngine
 
-    return HFEngine(model, tokenizer, device=device, share_prefix=cfg.engine.prefix_caching)
+    return HFEngine(model, tokenizer, device=device, share_prefix=cfg.engine.prefix_caching,
+                    generation_context=trainer.generation_context)
 
 
 def _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events) -> None:

@@ -19,16 +19,18 @@ without it and without special tokens, as vLLM does.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import torch
 import transformers
 from transformers import DynamicCache, GenerationConfig
 
 from spell.engines.base import Completion, EngineStats, SamplingParams
+from spell.engines.sampling import NucleusSampler
 
 
 class _LogprobRecorder(transformers.LogitsProcessor):
@@ -88,6 +90,7 @@ class HFEngine:
         share_prefix: bool = True,
         max_batch_sequences: int = 32,
         stop_token_ids: Sequence[int] | None = None,
+        generation_context: Callable[[], ContextManager[Any]] | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -99,6 +102,8 @@ class HFEngine:
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_token_ids[0]
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 1 << 30))
         self.stats = EngineStats()
+        # Entered around every generate call: the trainer's (ZeRO-3 gathers its shards once).
+        self._generation_context = generation_context or contextlib.nullcontext
         self._structured: Any = None
         # transformers >= 5.2x renamed `past_key_values` to `cache` (the old name warns).
         forward_params = inspect.signature(model.forward).parameters
@@ -125,11 +130,12 @@ class HFEngine:
         self.model.eval()
         started = time.monotonic()
         try:
-            for batch_number, batch in enumerate(self._batches(prompts, n)):
-                seed = None if sampling.seed is None else sampling.seed + batch_number
-                completions = self._generate_batch(batch, n, sampling, seed)
-                for slot, prompt_index in enumerate(batch.prompt_indices):
-                    results[prompt_index] = completions[slot * n : (slot + 1) * n]
+            with self._generation_context():
+                for batch_number, batch in enumerate(self._batches(prompts, n)):
+                    seed = None if sampling.seed is None else sampling.seed + batch_number
+                    completions = self._generate_batch(batch, n, sampling, seed)
+                    for slot, prompt_index in enumerate(batch.prompt_indices):
+                        results[prompt_index] = completions[slot * n : (slot + 1) * n]
         finally:
             self.model.train(was_training)
         self.stats.seconds += time.monotonic() - started
@@ -162,19 +168,16 @@ class HFEngine:
             mask[row, width - len(prompt) :] = 1
         return _Batch(indices, ids.to(self.device), mask.to(self.device))
 
-    def _generation_config(self, sampling: SamplingParams, max_new_tokens: int) -> GenerationConfig:
-        common = dict(
+    def _generation_config(self, max_new_tokens: int) -> GenerationConfig:
+        # A fresh config, not the model's: no top-k, repetition penalty or min length from its
+        # defaults. Always greedy: sampling, when asked for, is done by NucleusSampler (the last
+        # logits processor), which leaves only the drawn token for argmax to pick.
+        return GenerationConfig(
+            do_sample=False,
             max_new_tokens=max_new_tokens,
             eos_token_id=self.stop_token_ids,
             pad_token_id=self.pad_token_id,
             use_cache=True,
-        )
-        # A fresh config, not the model's: no top-k, repetition penalty or min length from its
-        # defaults, only what SamplingParams says.
-        if sampling.greedy:
-            return GenerationConfig(do_sample=False, **common)
-        return GenerationConfig(
-            do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common
         )
 
     def _generate_batch(self, batch: _Batch, n: int, sampling: SamplingParams, seed: int | None) -> list[Completion]:
@@ -187,6 +190,8 @@ class HFEngine:
         processors: list[Any] = [recorder]
         if sampling.json_schema is not None:
             processors.append(self._schema_compiler().logits_processor(sampling.json_schema))
+        if not sampling.greedy:
+            processors.append(NucleusSampler(sampling.temperature, sampling.top_p))
         ids = batch.input_ids.repeat_interleave(n, dim=0)
         mask = batch.attention_mask.repeat_interleave(n, dim=0)
         kwargs: dict[str, Any] = {}
@@ -198,7 +203,7 @@ class HFEngine:
             output = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
-                generation_config=self._generation_config(sampling, max_new),
+                generation_config=self._generation_config(max_new),
                 logits_processor=transformers.LogitsProcessorList(processors),
                 **kwargs,
             )

@@ -11,10 +11,11 @@ torch's AdamW handed to DeepSpeed as a client optimizer, so nothing is compiled 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 import torch
 
@@ -113,6 +114,16 @@ class DeepSpeedTrainer(PolicyTrainer):
     @property
     def model(self) -> Any:
         return self.engine.module
+
+    def generation_context(self) -> ContextManager[Any]:
+        # ZeRO-3 keeps each rank's shard only and its hooks gather a layer's weights for every
+        # forward: a decoded token would gather the whole model once. Gather it once for the
+        # whole generate call instead, with the hooks off (DeepSpeed's own recipe, as TRL uses).
+        if self.settings.zero_stage != 3:
+            return contextlib.nullcontext()
+        from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
+
+        return unwrap_model_for_generation(self.engine)
 
     def _backward(self, loss: torch.Tensor, is_last: bool) -> None:
         # Only the last micro-batch is an accumulation boundary (reduce + optimizer step).

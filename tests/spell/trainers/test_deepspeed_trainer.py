@@ -79,3 +79,28 @@ def test_zero2_state_round_trip(model_path, tmp_path):
         assert torch.equal(value, snapshot[key]), key
     again = trainer.train_step(toy_batch())
     assert again["loss"] == pytest.approx(after_one["loss"], rel=1e-6)
+
+
+def test_zero3_generates_with_whole_weights_and_keeps_training(model_path):
+    """At ZeRO-3 the colocated engine generates inside the trainer's generation context (weights
+    gathered once, hooks off): same greedy text as the unpartitioned model, and training goes on
+    afterwards with its hooks back."""
+    from spell.engines.base import SamplingParams
+    from spell.engines.hf import HFEngine
+
+    plain_model, tokenizer = load_model(model_path)
+    zero3 = make(model_path, DeepSpeedTrainer, zero_stage=3)
+    prompt = tokenizer("The river rose three metres overnight.")["input_ids"]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=6)
+    want = HFEngine(plain_model, tokenizer).generate([prompt], 2, greedy)[0]
+    engine = HFEngine(zero3.model, tokenizer, generation_context=zero3.generation_context)
+    got = engine.generate([prompt], 2, greedy)[0]
+    assert [c.token_ids for c in got] == [c.token_ids for c in want]
+    for mine, theirs in zip(got, want):
+        assert mine.logprobs == pytest.approx(theirs.logprobs, abs=1e-5)
+
+    first = zero3.train_step(toy_batch())
+    second = zero3.train_step(toy_batch())
+    assert second["loss"] < first["loss"]
+    after = engine.generate([prompt], 1, greedy)[0][0]  # the hooks and partitions survive a second round
+    assert len(after.token_ids) > 0
