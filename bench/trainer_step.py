@@ -5,6 +5,8 @@ policy-gradient loss, one AdamW step. Peak RSS is the process's high-water mark 
 the model, the optimizer state and the loaded libraries).
 
     .venv/bin/python bench/trainer_step.py [--backend torch|deepspeed] [--group 4] [--context 2048]
+    python bench/trainer_step.py --device cuda --model-dir DIR [--backend deepspeed --zero-stage 3]
+        (bf16 on the GPU; peak memory is then torch.cuda's peak allocation; bench/gpu_check.sh)
 """
 
 from __future__ import annotations
@@ -59,9 +61,14 @@ def main() -> None:
     parser.add_argument("--micro-batch-tokens", type=int, default=4096)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--no-share-prefix", action="store_true", help="one row per sequence (the group's prompt G times)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--model-dir", help="a model folder (default: SmolLM2-135M-Instruct, prepared)")
     args = parser.parse_args()
 
-    model, tokenizer = load_model(prepare_model(SMOLLM2))
+    on_gpu = args.device == "cuda"
+    model, tokenizer = load_model(args.model_dir or prepare_model(SMOLLM2), dtype=torch.bfloat16 if on_gpu else None,
+                                  device=args.device)
     loaded_gb = peak_rss_gb()
     settings = TrainerSettings(
         lr=2e-6,
@@ -70,27 +77,39 @@ def main() -> None:
         gradient_checkpointing=args.gradient_checkpointing,
         pad_token_id=tokenizer.pad_token_id,
         zero_stage=args.zero_stage,
+        share_prefix=not args.no_share_prefix,
     )
     if args.backend == "torch":
         from spell.trainers.torch_trainer import TorchTrainer
 
-        trainer = TorchTrainer(model, token_mean_pg_loss, settings)
+        trainer = TorchTrainer(model, token_mean_pg_loss, settings, device=args.device)
     else:
         from spell.trainers.deepspeed_trainer import DeepSpeedTrainer
 
-        trainer = DeepSpeedTrainer(model, token_mean_pg_loss, settings, device="cpu")
+        trainer = DeepSpeedTrainer(model, token_mean_pg_loss, settings, device=args.device)
     batch = make_batch(args.group, args.context, args.response, len(tokenizer))
     times = []
     for _ in range(args.steps):
         started = time.perf_counter()
         metrics = trainer.train_step(batch)
+        if on_gpu:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - started)
         print(f"  step: {times[-1]:.1f} s, loss {metrics['loss']:.4f}, grad_norm {metrics['grad_norm']:.3f}, "
               f"micro-batches {int(metrics['micro_batches'])}", flush=True)
 
     label = args.backend + (f" ZeRO-{args.zero_stage}" if args.backend == "deepspeed" else "")
-    print(f"\nSmolLM2-135M-Instruct fp32, CPU ({torch.get_num_threads()} threads), G={args.group} x "
+    label += ", prompt once" if not args.no_share_prefix else ", prompt per sequence"
+    where = f"{torch.cuda.get_device_name(0)}, bf16" if on_gpu else f"CPU ({torch.get_num_threads()} threads), fp32"
+    print(f"\n{args.model_dir or 'SmolLM2-135M-Instruct'}, {where}, G={args.group} x "
           f"{args.context} tokens ({args.response} response), micro-batch budget {args.micro_batch_tokens} tokens\n")
+    if on_gpu:
+        peak = torch.cuda.max_memory_allocated() / 1024**3
+        print("| trainer | gradient checkpointing | first step (s) | later step (s) | peak GPU allocated (GiB) | trained tok/s |")
+        print("|---|:---:|---:|---:|---:|---:|")
+        print(f"| {label} | {'on' if args.gradient_checkpointing else 'off'} | {times[0]:.3f} | {min(times[1:] or times):.3f} "
+              f"| {peak:.2f} | {args.group * args.context / min(times[1:] or times):.0f} |")
+        return
     print("| trainer | gradient checkpointing | first step (s) | later step (s) | peak RSS (GB) | RSS after load (GB) |")
     print("|---|:---:|---:|---:|---:|---:|")
     print(f"| {label} | {'on' if args.gradient_checkpointing else 'off'} | {times[0]:.1f} | {min(times[1:] or times):.1f} "

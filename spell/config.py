@@ -252,6 +252,11 @@ class TrainerConfig:
     logprob_chunk_tokens: int = knob(
         1024, "Positions per chunk when computing log-probabilities (bounds logits memory)."
     )
+    share_prefix: bool = knob(
+        True,
+        "Train a responder group's shared prompt once: one row holds the prompt and then every "
+        "response, each seeing only the prompt and itself (token-mean loss; sdpa/eager attention).",
+    )
 
 
 @dataclass

@@ -26,8 +26,7 @@ from spell.curriculum import HistoryMemory, LengthCurriculum, MemoryEntry
 from spell.parsing import DROPPED, FORMAT_ERROR
 from spell.rewards import questioner_reward, verifier_group_eligible, verifier_judgment_rewards
 from spell.rollout import Corpus, Proposal, Rollout, RolloutRunner, derive_seed
-from spell.trainers.base import TrainSequence, collate, pack_micro_batches
-from spell.trainers.logprobs import token_logprobs
+from spell.trainers.base import TrainSequence, sequence_logprobs
 
 ROLES = ("questioner", "responder", "verifier")
 
@@ -104,6 +103,8 @@ class SelfPlay:
     def step(self, step: int) -> StepResult:
         cfg, sp = self.cfg, self.cfg.selfplay
         started = time.monotonic()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.reset_peak_memory_stats()
         seed = derive_seed(cfg.run.seed, "step", step)
         rng = random.Random(seed)  # cluster / document / batch choices of this step
         torch.manual_seed(seed)
@@ -368,6 +369,7 @@ class SelfPlay:
                 "generation_tokens_per_s": generated_tokens / times["generation"] if times["generation"] > 0 else None,
                 "trained_tokens_per_s": trained_tokens / times["update"] if times["update"] > 0 else None,
             },
+            **_gpu_memory(),
             "time": {
                 **{k: round(v, 4) for k, v in times.items()},
                 "phases": {k: round(v, 4) for k, v in gen_seconds.items()},
@@ -435,14 +437,19 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-@torch.no_grad()
 def _model_logprobs(model: Any, sequences: list[TrainSequence], settings: Any) -> list[list[float]]:
     """Response-token log-probabilities of `sequences` under `model` (the frozen reference)."""
-    out: list[list[float]] = [[] for _ in sequences]
-    device = next(model.parameters()).device
-    for group in pack_micro_batches(sequences, settings.micro_batch_tokens):
-        micro = collate(sequences, group, settings.pad_token_id).to(device)
-        scored = token_logprobs(model, micro.input_ids, micro.attention_mask, micro.response_mask, chunk_size=settings.logprob_chunk_tokens)
-        for row, index in enumerate(micro.indices):
-            out[index] = scored.logprobs[row][micro.response_mask[row]].tolist()
-    return out
+    attention = getattr(model.config, "_attn_implementation", "sdpa")
+    return sequence_logprobs(model, sequences, settings, next(model.parameters()).device,
+                             share_prefix=settings.share_prefix and attention in ("sdpa", "eager"))
+
+
+def _gpu_memory() -> dict[str, Any]:
+    """This step's peak CUDA memory (GiB), when the model lives on a GPU; nothing on CPU."""
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return {}
+    gib = 1024**3
+    return {"gpu": {
+        "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 3),
+        "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 3),
+    }}

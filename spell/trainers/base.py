@@ -12,15 +12,16 @@ gradients equal those of the whole batch in one pass, whatever the micro-batch s
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, ContextManager, Protocol, Sequence
 
 import torch
 
-from spell.trainers.logprobs import token_logprobs
+from spell.trainers.logprobs import TokenLogprobs, token_logprobs
 
 OPTIMIZER_FILE = "optimizer.pt"
 
@@ -81,6 +82,9 @@ class TrainerSettings:
     pad_token_id: int = 0
     zero_stage: int = 0  # DeepSpeed only
     seed: int = 0
+    # Sequences with the same prompt (a responder group) share one row: the prompt once, then
+    # each response, which attends to the prompt and to itself only (see collate).
+    share_prefix: bool = True
 
     @classmethod
     def from_run_config(cls, cfg: Any, pad_token_id: int = 0) -> "TrainerSettings":
@@ -99,12 +103,19 @@ class TrainerSettings:
             pad_token_id=pad_token_id,
             zero_stage=cfg.trainer.zero_stage,
             seed=getattr(getattr(cfg, "run", None), "seed", 0) or 0,
+            share_prefix=bool(getattr(cfg.trainer, "share_prefix", True)),
         )
 
 
 @dataclass
 class MicroBatch:
-    """Right-padded prompt+response rows; every tensor [rows, width]."""
+    """Right-padded rows; every tensor [rows, width].
+
+    A row holds one sequence (prompt + response), or, with prefix sharing, one prompt followed by
+    the responses of every sequence that has that prompt. Then `segments` marks the prompt 0 and
+    response k as k (1-based), `position_ids` restart after the prompt for each response, and
+    `predictors` says which position's hidden state predicts each token (the last prompt token
+    for every response's first token). All three are None when each row is one sequence."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -113,6 +124,11 @@ class MicroBatch:
     advantages: torch.Tensor
     ref_logprobs: torch.Tensor | None
     indices: list[int] = field(default_factory=list)  # positions in the original batch
+    # (batch index, row, first, end) of each sequence's response tokens
+    spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+    position_ids: torch.Tensor | None = None
+    segments: torch.Tensor | None = None
+    predictors: torch.Tensor | None = None
 
     @property
     def response_tokens(self) -> int:
@@ -122,49 +138,141 @@ class MicroBatch:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return MicroBatch(
             move(self.input_ids), move(self.attention_mask), move(self.response_mask),
-            move(self.old_logprobs), move(self.advantages), move(self.ref_logprobs), self.indices,
+            move(self.old_logprobs), move(self.advantages), move(self.ref_logprobs), self.indices, self.spans,
+            move(self.position_ids), move(self.segments), move(self.predictors),
         )
 
+    def logprobs_of(self, values: torch.Tensor) -> dict[int, list[float]]:
+        """Per original sequence, its response tokens' entries of a [rows, width] tensor."""
+        return {index: values[row, first:end].tolist() for index, row, first, end in self.spans}
 
-def pack_micro_batches(batch: Sequence[TrainSequence], token_budget: int) -> list[list[int]]:
-    """Group sequence indices so each group's padded size (rows x longest) fits the budget.
 
-    Longest first, greedy: similar lengths share a group, so little is padding. A sequence
-    longer than the budget gets a group of its own."""
-    order = sorted(range(len(batch)), key=lambda i: (-batch[i].length, i))
-    groups: list[list[int]] = []
-    for index in order:
+def plan_rows(batch: Sequence[TrainSequence], token_budget: int, share_prefix: bool) -> list[list[int]]:
+    """The rows of a packed batch, as lists of sequence indices. Without prefix sharing each
+    sequence is a row; with it, sequences with the same prompt share rows (the prompt once, then
+    their responses), a row closing when the next response would take it past the budget."""
+    if not share_prefix:
+        return [[i] for i in range(len(batch))]
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for index, seq in enumerate(batch):
+        by_prompt.setdefault(tuple(seq.prompt_ids), []).append(index)
+    rows: list[list[int]] = []
+    for indices in by_prompt.values():
+        row: list[int] = []
+        length = len(batch[indices[0]].prompt_ids)
+        for index in indices:
+            added = len(batch[index].response_ids)
+            if row and length + added > token_budget:
+                rows.append(row)
+                row, length = [], len(batch[index].prompt_ids)
+            row.append(index)
+            length += added
+        rows.append(row)
+    return rows
+
+
+def row_length(batch: Sequence[TrainSequence], row: Sequence[int]) -> int:
+    return len(batch[row[0]].prompt_ids) + sum(len(batch[i].response_ids) for i in row)
+
+
+def pack_rows(batch: Sequence[TrainSequence], rows: list[list[int]], token_budget: int) -> list[list[list[int]]]:
+    """Group rows into micro-batches whose padded size (rows x longest) fits the budget.
+
+    Longest first, greedy: similar lengths share a micro-batch, so little is padding. A row
+    longer than the budget gets a micro-batch of its own."""
+    order = sorted(range(len(rows)), key=lambda r: (-row_length(batch, rows[r]), rows[r][0]))
+    groups: list[list[list[int]]] = []
+    for r in order:
         if groups:
             group = groups[-1]
-            longest = batch[group[0]].length  # sorted: the first is the longest
+            longest = row_length(batch, group[0])  # sorted: the first is the longest
             if (len(group) + 1) * longest <= token_budget:
-                group.append(index)
+                group.append(rows[r])
                 continue
-        groups.append([index])
+        groups.append([rows[r]])
     return groups
 
 
-def collate(batch: Sequence[TrainSequence], indices: list[int], pad_token_id: int) -> MicroBatch:
-    rows = [batch[i] for i in indices]
-    width = max(s.length for s in rows)
+def pack_micro_batches(batch: Sequence[TrainSequence], token_budget: int) -> list[list[int]]:
+    """One sequence per row: the sequence indices of each micro-batch (see pack_rows)."""
+    return [[row[0] for row in group] for group in pack_rows(batch, plan_rows(batch, token_budget, False), token_budget)]
+
+
+def micro_batches(batch: Sequence[TrainSequence], settings: "TrainerSettings", share_prefix: bool | None = None) -> list[MicroBatch]:
+    """The batch packed and collated, ready for `score`."""
+    share = settings.share_prefix if share_prefix is None else share_prefix
+    rows = plan_rows(batch, settings.micro_batch_tokens, share)
+    return [collate(batch, group, settings.pad_token_id) for group in pack_rows(batch, rows, settings.micro_batch_tokens)]
+
+
+def collate(batch: Sequence[TrainSequence], rows: Sequence[int] | Sequence[Sequence[int]], pad_token_id: int) -> MicroBatch:
+    """Rows of sequence indices -> padded tensors. A plain list of indices is one sequence per row."""
+    rows = [[r] if isinstance(r, int) else list(r) for r in rows]
+    shared = any(len(row) > 1 for row in rows)
+    width = max(row_length(batch, row) for row in rows)
     shape = (len(rows), width)
     input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
     attention = torch.zeros(shape, dtype=torch.long)
     response = torch.zeros(shape, dtype=torch.bool)
     old = torch.zeros(shape, dtype=torch.float32)
     advantages = torch.zeros(shape, dtype=torch.float32)
-    has_ref = all(s.ref_logprobs is not None for s in rows)
+    has_ref = all(batch[i].ref_logprobs is not None for row in rows for i in row)
     ref = torch.zeros(shape, dtype=torch.float32) if has_ref else None
-    for row, seq in enumerate(rows):
-        p, n = len(seq.prompt_ids), len(seq.response_ids)
-        input_ids[row, : p + n] = torch.tensor(seq.prompt_ids + seq.response_ids, dtype=torch.long)
-        attention[row, : p + n] = 1
-        response[row, p : p + n] = True
-        old[row, p : p + n] = torch.tensor(seq.old_logprobs, dtype=torch.float32)
-        advantages[row, p : p + n] = seq.advantage
-        if ref is not None:
-            ref[row, p : p + n] = torch.tensor(seq.ref_logprobs, dtype=torch.float32)
-    return MicroBatch(input_ids, attention, response, old, advantages, ref, list(indices))
+    positions = torch.zeros(shape, dtype=torch.long) if shared else None
+    segments = torch.zeros(shape, dtype=torch.long) if shared else None
+    predictors = torch.zeros(shape, dtype=torch.long) if shared else None
+    spans: list[tuple[int, int, int, int]] = []
+    for r, row in enumerate(rows):
+        prompt = batch[row[0]].prompt_ids
+        p = len(prompt)
+        input_ids[r, :p] = torch.tensor(prompt, dtype=torch.long)
+        attention[r, :p] = 1
+        if shared:
+            positions[r, :p] = torch.arange(p)
+            predictors[r, 1:p] = torch.arange(p - 1)
+        cursor = p
+        for k, index in enumerate(row, start=1):
+            seq = batch[index]
+            n = len(seq.response_ids)
+            end = cursor + n
+            input_ids[r, cursor:end] = torch.tensor(seq.response_ids, dtype=torch.long)
+            attention[r, cursor:end] = 1
+            response[r, cursor:end] = True
+            old[r, cursor:end] = torch.tensor(seq.old_logprobs, dtype=torch.float32)
+            advantages[r, cursor:end] = seq.advantage
+            if ref is not None:
+                ref[r, cursor:end] = torch.tensor(seq.ref_logprobs, dtype=torch.float32)
+            if shared and n:
+                positions[r, cursor:end] = torch.arange(p, p + n)
+                segments[r, cursor:end] = k
+                predictors[r, cursor] = p - 1
+                predictors[r, cursor + 1 : end] = torch.arange(cursor, end - 1)
+            spans.append((index, r, cursor, end))
+            cursor = end
+    indices = [i for row in rows for i in row]
+    return MicroBatch(input_ids, attention, response, old, advantages, ref, indices, spans, positions, segments, predictors)
+
+
+def score(model: Any, micro: MicroBatch, chunk_size: int, with_entropy: bool = False) -> TokenLogprobs:
+    """Log-probabilities (and entropy) of a micro-batch's response tokens under `model`."""
+    return token_logprobs(
+        model, micro.input_ids, micro.attention_mask, micro.response_mask, chunk_size=chunk_size,
+        with_entropy=with_entropy, position_ids=micro.position_ids, segments=micro.segments,
+        predictors=micro.predictors,
+    )
+
+
+@torch.no_grad()
+def sequence_logprobs(
+    model: Any, batch: Sequence[TrainSequence], settings: "TrainerSettings", device: Any, share_prefix: bool | None = None,
+) -> list[list[float]]:
+    """Each sequence's response-token log-probabilities under `model`, without gradient."""
+    out: list[list[float]] = [[] for _ in batch]
+    for micro in micro_batches(batch, settings, share_prefix):
+        scored = score(model, micro.to(device), settings.logprob_chunk_tokens)
+        for index, values in micro.logprobs_of(scored.logprobs).items():
+            out[index] = values
+    return out
 
 
 def set_gradient_checkpointing(model: Any, enabled: bool) -> None:
@@ -190,6 +298,11 @@ class PolicyTrainer(ABC):
         self.loss_fn = loss_fn
         self.device = torch.device(device)
         self.steps_done = 0
+        # Several sequences in a row need per-token weights for seq-mean; and a custom attention
+        # mask, which flash-attention kernels do not take.
+        attention = getattr(getattr(model, "config", None), "_attn_implementation", "sdpa")
+        self._share_prefix = (settings.share_prefix and settings.loss_aggregation == "token-mean"
+                              and attention in ("sdpa", "eager"))
         set_gradient_checkpointing(model, settings.gradient_checkpointing)
 
     # ------------------------------------------------------------------ subclass hooks
@@ -216,6 +329,12 @@ class PolicyTrainer(ABC):
     @abstractmethod
     def set_learning_rate(self, lr: float) -> None: ...
 
+    def generation_context(self) -> ContextManager[Any]:
+        """A context to generate with the trained module in (a colocated HF engine enters it for
+        each `generate`). Nothing by default; ZeRO-3 gathers the partitioned weights once for the
+        whole call instead of once per layer per decoded token."""
+        return contextlib.nullcontext()
+
     def save_optimizer(self, folder: Path) -> None:
         """Write the optimizer state (and step count) into a checkpoint folder."""
         state = self.state_dict()
@@ -237,19 +356,18 @@ class PolicyTrainer(ABC):
         if not batch:
             raise ValueError("empty training batch")
         started = time.monotonic()
-        groups = pack_micro_batches(batch, self.settings.micro_batch_tokens)
-        micro_batches = [collate(batch, g, self.settings.pad_token_id) for g in groups]
-        total_tokens = sum(mb.response_tokens for mb in micro_batches)
+        packed = micro_batches(batch, self.settings, self._share_prefix)
+        total_tokens = sum(mb.response_tokens for mb in packed)
         if total_tokens == 0:
             raise ValueError("the batch has no response tokens to train on")
         self.model.train()
         metrics: dict[str, float] = {}
         total_loss = 0.0
-        for number, micro in enumerate(micro_batches):
+        for number, micro in enumerate(packed):
             micro = micro.to(self.device)
             weight = self._weight(micro, total_tokens, len(batch))
             loss, loss_metrics = self._micro_loss(micro)
-            self._backward(loss * weight, is_last=number == len(micro_batches) - 1)
+            self._backward(loss * weight, is_last=number == len(packed) - 1)
             total_loss += float(loss.detach()) * weight
             for key, value in loss_metrics.items():
                 metrics[key] = metrics.get(key, 0.0) + float(value) * weight
@@ -261,7 +379,8 @@ class PolicyTrainer(ABC):
             grad_norm=float(grad_norm),
             tokens=float(total_tokens),
             sequences=float(len(batch)),
-            micro_batches=float(len(micro_batches)),
+            micro_batches=float(len(packed)),
+            trained_positions=float(sum(int(mb.attention_mask.sum()) for mb in packed)),
             seconds=time.monotonic() - started,
         )
         return metrics
@@ -272,14 +391,7 @@ class PolicyTrainer(ABC):
         return micro.response_tokens / total_tokens
 
     def _micro_loss(self, micro: MicroBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        scored = token_logprobs(
-            self.model,
-            micro.input_ids,
-            micro.attention_mask,
-            micro.response_mask,
-            chunk_size=self.settings.logprob_chunk_tokens,
-            with_entropy=self.settings.compute_entropy,
-        )
+        scored = score(self.model, micro, self.settings.logprob_chunk_tokens, self.settings.compute_entropy)
         return self.loss_fn(
             scored.logprobs,
             micro.old_logprobs,
@@ -289,20 +401,12 @@ class PolicyTrainer(ABC):
             entropy=scored.entropy,
         )
 
-    @torch.no_grad()
     def compute_logprobs(self, batch: Sequence[TrainSequence]) -> list[list[float]]:
         """Log-probabilities of each sequence's response tokens under the current weights (for
         reference log-probabilities or recomputed old log-probabilities), no gradient."""
-        out: list[list[float]] = [[] for _ in batch]
         was_training = self.model.training
         self.model.eval()
-        for group in pack_micro_batches(batch, self.settings.micro_batch_tokens):
-            micro = collate(batch, group, self.settings.pad_token_id).to(self.device)
-            scored = token_logprobs(
-                self.model, micro.input_ids, micro.attention_mask, micro.response_mask,
-                chunk_size=self.settings.logprob_chunk_tokens,
-            )
-            for row, index in enumerate(micro.indices):
-                out[index] = scored.logprobs[row][micro.response_mask[row]].tolist()
-        self.model.train(was_training)
-        return out
+        try:
+            return sequence_logprobs(self.model, batch, self.settings, self.device, self._share_prefix)
+        finally:
+            self.model.train(was_training)

@@ -72,6 +72,19 @@ def gather_logprobs(
     return torch.cat(picked_parts), (torch.cat(entropy_parts) if with_entropy else None)
 
 
+def shared_prefix_mask(segments: torch.Tensor, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The additive [rows, 1, L, L] attention mask of prefix-shared rows: position q sees key k
+    when k <= q, k is a real token, and k is in the prompt (segment 0) or in q's own response.
+    Padding sees itself, so no softmax row is empty (an empty one is NaN, also in backward)."""
+    length = segments.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
+    keys = segments[:, None, :]
+    allowed = causal & ((keys == 0) | (keys == segments[:, :, None])) & attention_mask.bool()[:, None, :]
+    allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min).unsqueeze(1)
+
+
 def token_logprobs(
     model: Any,
     input_ids: torch.Tensor,
@@ -80,19 +93,34 @@ def token_logprobs(
     chunk_size: int = 1024,
     with_entropy: bool = False,
     temperature: float = 1.0,
+    *,
+    position_ids: torch.Tensor | None = None,
+    segments: torch.Tensor | None = None,
+    predictors: torch.Tensor | None = None,
 ) -> TokenLogprobs:
     """Log-probabilities of the tokens marked by `target_mask` ([batch, length] bool, usually
     the response tokens), with grad if grad is enabled. Right padding is expected (positions start
-    at 0 for every row)."""
+    at 0 for every row).
+
+    Prefix-shared rows (one prompt, then several responses; see trainers/base.collate) pass
+    `segments`, `position_ids` and `predictors` (the position whose hidden state predicts each
+    token); the responses then see the prompt and themselves only, exactly as if each were its
+    own row, while the prompt is computed once."""
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
-    outputs = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    if segments is not None:
+        dtype = next(model.parameters()).dtype
+        mask = shared_prefix_mask(segments, attention_mask, dtype if dtype.is_floating_point else torch.float32)
+        outputs = decoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False)
+    else:
+        outputs = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     hidden = outputs[0] if isinstance(outputs, tuple) else outputs.last_hidden_state
-    # The hidden state at t-1 predicts the token at t.
+    # The hidden state at t-1 predicts the token at t (or the one `predictors` names).
     scored = target_mask.bool().clone()
     scored[:, 0] = False
     rows, cols = scored.nonzero(as_tuple=True)
+    sources = cols - 1 if predictors is None else predictors[rows, cols]
     picked, entropy = gather_logprobs(
-        hidden[rows, cols - 1],
+        hidden[rows, sources],
         input_ids[rows, cols],
         model.get_output_embeddings(),
         chunk_size=chunk_size,
