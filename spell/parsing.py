@@ -45,9 +45,11 @@ def split_think(text: str) -> str | None:
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 
 
+# strict=False: raw control characters (a tab) inside strings are read, not refused. xgrammar's
+# JSON grammar lets them through, so a constrained record may hold one.
 def _loads_object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
+        value = json.loads(text, strict=False)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
@@ -55,7 +57,7 @@ def _loads_object(text: str) -> dict[str, Any] | None:
 
 def _single_embedded_object(text: str, max_starts: int = 64) -> dict[str, Any] | None:
     """The one top-level JSON object embedded in `text` (structured output with stray text)."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     found: list[dict[str, Any]] = []
     pos, starts = 0, 0
     while starts < max_starts:

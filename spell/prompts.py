@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence, Union
 
-PROMPT_VERSION = "spell-prompts-2026.11-1"
+PROMPT_VERSION = "spell-prompts-2026.11-2"
 
 Document = Union[str, Mapping[str, Any]]
 Message = dict[str, str]
@@ -237,18 +237,49 @@ def verifier_messages(
 # ---------------------------------------------------------------------------------------------
 
 
-def questioner_schema(task: str) -> dict[str, Any]:
-    """The questioner's record: optional "reasoning" first, then the task's fields."""
+# A conservative characters-per-token figure for English text in a JSON string: a completion of N
+# tokens holds at least about this many x N characters of free text, so free-text fields capped at
+# that budget let the grammar close the record before the token limit cuts it off.
+CHARS_PER_TOKEN = 2.5
+# How a record's text budget is shared out over its free-text fields (the rest is JSON syntax).
+_QUESTIONER_SHARES = {"reasoning": 0.40, "question": 0.30, "answer": 0.15, "option": 0.07}
+_VERIFIER_EXPLANATION_SHARE = 0.80
+
+
+def text_budget(max_tokens: int) -> int:
+    """Characters of free text a structured record of at most `max_tokens` tokens may hold."""
+    return max(64, int(max_tokens * CHARS_PER_TOKEN))
+
+
+def _text(max_length: float | None, min_length: int = 0) -> dict[str, Any]:
+    field: dict[str, Any] = {"type": "string"}
+    if min_length:
+        field["minLength"] = min_length
+    if max_length is not None:
+        field["maxLength"] = max(min_length + 8, int(max_length))
+    return field
+
+
+def questioner_schema(task: str, max_chars: int | None = None) -> dict[str, Any]:
+    """The questioner's record: optional "reasoning" first, then the task's fields.
+
+    `max_chars` (see text_budget) caps the free-text fields (maxLength, in shares of the budget):
+    without a cap a small model's reasoning runs into the token limit, the record never closes and
+    the question is a format error."""
     _check_task(task)
+
+    def cap(field: str) -> float | None:
+        return None if max_chars is None else max_chars * _QUESTIONER_SHARES[field]
+
     props: dict[str, Any] = {
-        "reasoning": {"type": "string"},
-        "question": {"type": "string", "minLength": 1},
+        "reasoning": _text(cap("reasoning")),
+        "question": _text(cap("question"), min_length=1),
     }
     required = ["question", "answer"]
     if task == "doc_mc":
         props["options"] = {
             "type": "object",
-            "properties": {k: {"type": "string", "minLength": 1} for k in ("A", "B", "C", "D")},
+            "properties": {k: _text(cap("option"), min_length=1) for k in ("A", "B", "C", "D")},
             "required": ["A", "B", "C", "D"],
             "additionalProperties": False,
         }
@@ -257,7 +288,7 @@ def questioner_schema(task: str) -> dict[str, Any]:
     elif task == "docmath_qa":
         props["answer"] = {"type": "number"}
     else:
-        props["answer"] = {"type": "string", "minLength": 1}
+        props["answer"] = _text(cap("answer"), min_length=1)
     return {
         "type": "object",
         "properties": props,
@@ -266,11 +297,12 @@ def questioner_schema(task: str) -> dict[str, Any]:
     }
 
 
-def verifier_schema() -> dict[str, Any]:
+def verifier_schema(max_chars: int | None = None) -> dict[str, Any]:
+    """The verifier's decision, after an explanation (capped by `max_chars`, as for the questioner)."""
     return {
         "type": "object",
         "properties": {
-            "explanation": {"type": "string"},
+            "explanation": _text(None if max_chars is None else max_chars * _VERIFIER_EXPLANATION_SHARE),
             "decision": {"type": "string", "enum": ["YES", "NO"]},
         },
         "required": ["explanation", "decision"],

@@ -230,7 +230,8 @@ class RolloutRunner:
                         pending.append((cluster.id, doc_ids, depth, ids))
                         break
                     phases.skipped_clusters += 1
-            schema = prompts.questioner_schema(task) if structured else None
+            chars = prompts.text_budget(self.cfg.sampling.max_response_tokens)
+            schema = prompts.questioner_schema(task, chars) if structured else None
             sampling = self.sampling(derive_seed(seed, "questioner", task), schema)
             outputs = self._generate(phases, "questioner", [p[3] for p in pending], 1, sampling)
             for (cluster_id, doc_ids, depth, ids), (completion,) in zip(pending, outputs):
@@ -311,7 +312,8 @@ class RolloutRunner:
                         p.task, p.parse.question, a.extracted, p.parse.answer, p.parse.options, structured=cfg.structured.verifier
                     )
                     todo.append((p, a, self.encode(messages)))
-        schema = prompts.verifier_schema() if cfg.structured.verifier else None
+        chars = prompts.text_budget(cfg.sampling.max_response_tokens)
+        schema = prompts.verifier_schema(chars) if cfg.structured.verifier else None
         sampling = self.sampling(derive_seed(seed, "verifier"), schema)
         outputs = self._generate(phases, "verifier", [ids for *_, ids in todo], cfg.selfplay.verifier_samples, sampling)
         for (p, a, ids), completions in zip(todo, outputs):

@@ -275,3 +275,11 @@ def test_parsing_module_does_not_use_eval():
     for mod in (parsing, spell.answers, spell.rewards):
         src = inspect.getsource(mod)
         assert "eval(" not in src.replace("_eval(", "") and "exec(" not in src
+
+
+def test_a_raw_tab_inside_a_json_string_is_read():
+    # xgrammar's JSON grammar allows raw control characters in strings; strict json would refuse.
+    from spell.parsing import parse_questioner
+
+    parsed = parse_questioner("doc_general_qa", '{"question": "Who\\tsigned it?", "answer": "Ada\tLovelace"}'.replace("\\t", "\t"))
+    assert parsed.question == "Who\tsigned it?" and parsed.answer == "Ada\tLovelace"

@@ -66,3 +66,25 @@ def test_compiled_grammars_are_cached_by_schema(tiny):
     reordered = {"required": VERDICT_SCHEMA["required"], **{k: v for k, v in VERDICT_SCHEMA.items() if k != "required"}}
     assert schema_key(reordered) != schema_key(VERDICT_SCHEMA)
     assert schema_key({"a": 1, "b": [1, 2]}) == '{"a":1,"b":[1,2]}'
+
+
+@pytest.mark.parametrize("task", ["doc_general_qa", "doc_mc"])
+def test_a_capped_role_record_closes_inside_a_short_token_limit(tiny, task):
+    """With the free-text fields capped from the token limit (prompts.text_budget), even a random
+    model's questioner record and verifier decision end inside 160 tokens as valid JSON, where an
+    uncapped string field runs into the limit and the record never closes."""
+    from spell import prompts
+
+    model, tokenizer = tiny
+    engine = HFEngine(model, tokenizer)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Write a question about the document."}], add_generation_prompt=True, return_dict=False
+    )
+    budget = prompts.text_budget(160)
+    for schema in (prompts.questioner_schema(task, budget), prompts.verifier_schema(budget)):
+        sampling = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=160, seed=5, json_schema=schema)
+        for completion in engine.generate([prompt], 4, sampling)[0]:
+            assert completion.finish_reason == "stop", completion.text[-200:]
+            jsonschema.validate(json.loads(completion.text, strict=False), schema)  # as spell.parsing reads it
+    uncapped = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=160, seed=5, json_schema=prompts.verifier_schema())
+    assert any(c.finish_reason == "length" for c in engine.generate([prompt], 4, uncapped)[0])
