@@ -47,22 +47,22 @@ def fill(disk: Path, leave: int) -> Path:
             want = _free(disk) - leave
             if want <= 0:
                 break
-            try:
-                os.posix_fallocate(f.fileno(), size, want)
-                size += want
-            except OSError as error:
-                if error.errno != errno.ENOSPC:
-                    raise
+            while want > 0 and not _allocate(f, size, want):
                 want //= 2
-                if want > 0:
-                    try:
-                        os.posix_fallocate(f.fileno(), size, want)
-                        size += want
-                    except OSError as again:
-                        if again.errno != errno.ENOSPC:
-                            raise
+            size += max(want, 0)
     assert size > 0, "could not fill the small disk"
     return filler
+
+
+def _allocate(f, offset: int, length: int) -> bool:
+    """Reserve `length` bytes at `offset`; False when the disk has no room for them."""
+    try:
+        os.posix_fallocate(f.fileno(), offset, length)
+        return True
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        return False
 
 
 def _free(disk: Path) -> int:
