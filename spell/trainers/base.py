@@ -85,6 +85,9 @@ class TrainerSettings:
     # Sequences with the same prompt (a responder group) share one row: the prompt once, then
     # each response, which attends to the prompt and to itself only (see collate).
     share_prefix: bool = True
+    # ... up to this many tokens a row: the row's attention mask is rows x L x L, and attention
+    # under an explicit mask computes all of it, so long contexts keep one sequence per row.
+    shared_row_max_tokens: int = 8192
 
     @classmethod
     def from_run_config(cls, cfg: Any, pad_token_id: int = 0) -> "TrainerSettings":
@@ -150,7 +153,8 @@ class MicroBatch:
 def plan_rows(batch: Sequence[TrainSequence], token_budget: int, share_prefix: bool) -> list[list[int]]:
     """The rows of a packed batch, as lists of sequence indices. Without prefix sharing each
     sequence is a row; with it, sequences with the same prompt share rows (the prompt once, then
-    their responses), a row closing when the next response would take it past the budget."""
+    their responses), a row closing when the next response would take it past `token_budget`
+    (a sequence longer than that is a row of its own)."""
     if not share_prefix:
         return [[i] for i in range(len(batch))]
     by_prompt: dict[tuple[int, ...], list[int]] = {}
@@ -201,7 +205,7 @@ def pack_micro_batches(batch: Sequence[TrainSequence], token_budget: int) -> lis
 def micro_batches(batch: Sequence[TrainSequence], settings: "TrainerSettings", share_prefix: bool | None = None) -> list[MicroBatch]:
     """The batch packed and collated, ready for `score`."""
     share = settings.share_prefix if share_prefix is None else share_prefix
-    rows = plan_rows(batch, settings.micro_batch_tokens, share)
+    rows = plan_rows(batch, min(settings.micro_batch_tokens, settings.shared_row_max_tokens), share)
     return [collate(batch, group, settings.pad_token_id) for group in pack_rows(batch, rows, settings.micro_batch_tokens)]
 
 

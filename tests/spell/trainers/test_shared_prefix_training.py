@@ -93,3 +93,11 @@ def test_seq_mean_keeps_one_sequence_per_row(model_path):
     seq_mean = trainer(model_path, True, loss_aggregation="seq-mean")
     metrics = seq_mean.train_step(group_batch())
     assert metrics["trained_positions"] == sum(s.length for s in group_batch())
+
+
+def test_rows_longer_than_the_shared_row_cap_keep_one_sequence_each(model_path):
+    # Prompt A is 6 tokens: with a cap of 8 tokens a row fits it and one short response at most.
+    capped = trainer(model_path, True, shared_row_max_tokens=8)
+    metrics = capped.train_step(group_batch())
+    shared = trainer(model_path, True).train_step(group_batch())
+    assert shared["trained_positions"] < metrics["trained_positions"] <= sum(s.length for s in group_batch())
