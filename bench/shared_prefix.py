@@ -4,6 +4,7 @@ n continuations of one ~2,048-token prompt: plain `generate` pre-fills the promp
 HF engine pre-fills it once and repeats the KV cache. Greedy outputs must match.
 
     .venv/bin/python bench/shared_prefix.py [--prompt-tokens 2048] [--n 8] [--new 32 64 256]
+    python bench/shared_prefix.py --device cuda --model-dir DIR   # a GPU, bf16 (bench/gpu_check.sh)
 """
 
 from __future__ import annotations
@@ -48,13 +49,15 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=2048)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--new", type=int, nargs="+", default=[32, 64, 256])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--model-dir", help="a model folder (default: SmolLM2-135M-Instruct, prepared)")
     args = parser.parse_args()
 
-    torch.set_num_threads(torch.get_num_threads())
-    model, tokenizer = load_model(prepare_model(SMOLLM2))
+    dtype = torch.bfloat16 if args.device == "cuda" else None
+    model, tokenizer = load_model(args.model_dir or prepare_model(SMOLLM2), dtype=dtype, device=args.device)
     prompt = long_prompt(tokenizer, args.prompt_tokens)
-    plain = HFEngine(model, tokenizer, share_prefix=False)
-    shared = HFEngine(model, tokenizer, share_prefix=True)
+    plain = HFEngine(model, tokenizer, device=args.device, share_prefix=False)
+    shared = HFEngine(model, tokenizer, device=args.device, share_prefix=True)
     timed(shared, prompt[:64], 2, 2)  # warm-up
 
     rows = []
@@ -64,8 +67,8 @@ def main() -> None:
         rows.append((new_tokens, plain_s, shared_s, plain_ids == shared_ids))
         print(f"  new={new_tokens}: plain {plain_s:.1f} s, shared {shared_s:.1f} s", flush=True)
 
-    print(f"\nSmolLM2-135M-Instruct fp32, CPU ({torch.get_num_threads()} threads), "
-          f"{len(prompt)}-token prompt, n={args.n}, greedy\n")
+    where = torch.cuda.get_device_name(0) + ", bf16" if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads), fp32"
+    print(f"\n{args.model_dir or 'SmolLM2-135M-Instruct'}, {where}, {len(prompt)}-token prompt, n={args.n}, greedy\n")
     print("| new tokens | plain generate (s) | shared prefix (s) | speed-up | greedy outputs identical |")
     print("|---:|---:|---:|---:|:---:|")
     for new_tokens, plain_s, shared_s, same in rows:

@@ -52,6 +52,9 @@ def main() -> None:
             "outside_model_share": t["outside_model_share"], "questioner_parse_rate": m["questioner"]["parse_rate"],
             "questioner_samples": m["questioner"]["samples"], "updated": m["batch"]["updated"],
             "generated_tokens": m["throughput"]["generated_tokens"],
+            "phases_s": t.get("phases"), "trained_tokens": m["train"]["tokens"],
+            "sequences": m["batch"]["sequences"], "responder_groups": m["batch"]["responder_groups"],
+            "questioner_reasons": m["questioner"],
         })
     print(json.dumps({"model": args.model, "structured": not args.no_structured, "steps": rows}, indent=1))
 
