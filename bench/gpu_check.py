@@ -70,7 +70,9 @@ def train(model: Path, out: Path, steps: int, sets: dict, extra: list[str], time
     try:
         done = subprocess.run(args + extra, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
-        return 124, time.perf_counter() - started, (error.stderr or b"")[-3000:].decode(errors="replace") if isinstance(error.stderr, bytes) else str(error.stderr)[-3000:]
+        # TimeoutExpired carries bytes (or None) even when the run was asked for text
+        tail = error.stderr.decode(errors="replace") if isinstance(error.stderr, bytes) else (error.stderr or "")
+        return 124, time.perf_counter() - started, f"timed out after {timeout:.0f} s\n{tail[-3000:]}"
     return done.returncode, time.perf_counter() - started, done.stderr[-3000:]
 
 
