@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--corpus", default=str(ROOT / "samples" / "corpus" / "sample.jsonl"))
     ap.add_argument("--no-structured", action="store_true", help="structured outputs off for questioner and verifier")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--out", help="keep the run directory here (events.jsonl with every sample) instead of a temporary one")
     args = ap.parse_args()
     model = prepare_model(TINY_RANDOM if args.model == "tiny" else SMOLLM2)
     overrides = {"run.steps": args.steps, "eval.at_start": False, "checkpoint.every_steps": 0}
@@ -40,9 +41,10 @@ def main() -> None:
 
     overrides.update(_parse_set(args.overrides))
     cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(model), overrides=overrides)
-    with tempfile.TemporaryDirectory() as out:
-        train(cfg, TrainOptions(corpus=Path(args.corpus), out=Path(out), progress=False))
-        metrics = [e["payload"] for e in read_events(Path(out) / "events.jsonl") if e["type"] == "metrics"]
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(args.out or scratch)
+        train(cfg, TrainOptions(corpus=Path(args.corpus), out=out, progress=False))
+        metrics = [e["payload"] for e in read_events(out / "events.jsonl") if e["type"] == "metrics"]
     rows = []
     for i, m in enumerate(metrics, 1):
         t = m["time"]

@@ -286,7 +286,9 @@ def questioner_schema(task: str, max_chars: int | None = None) -> dict[str, Any]
         props["answer"] = {"type": "string", "enum": ["A", "B", "C", "D"]}
         required = ["question", "options", "answer"]
     elif task == "docmath_qa":
-        props["answer"] = {"type": "number"}
+        # A zero answer is refused by the parser (SPELL.md: a numeric answer must be non-zero),
+        # so the grammar does not offer it.
+        props["answer"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "number", "exclusiveMaximum": 0}]}
     else:
         props["answer"] = _text(cap("answer"), min_length=1)
     return {

@@ -68,7 +68,7 @@ def test_compiled_grammars_are_cached_by_schema(tiny):
     assert schema_key({"a": 1, "b": [1, 2]}) == '{"a":1,"b":[1,2]}'
 
 
-@pytest.mark.parametrize("task", ["doc_general_qa", "doc_mc"])
+@pytest.mark.parametrize("task", ["doc_general_qa", "doc_mc", "docmath_qa"])
 def test_a_capped_role_record_closes_inside_a_short_token_limit(tiny, task):
     """With the free-text fields capped from the token limit (prompts.text_budget), even a random
     model's questioner record and verifier decision end inside 160 tokens as valid JSON, where an
@@ -85,6 +85,9 @@ def test_a_capped_role_record_closes_inside_a_short_token_limit(tiny, task):
         sampling = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=160, seed=5, json_schema=schema)
         for completion in engine.generate([prompt], 4, sampling)[0]:
             assert completion.finish_reason == "stop", completion.text[-200:]
-            jsonschema.validate(json.loads(completion.text, strict=False), schema)  # as spell.parsing reads it
+            record = json.loads(completion.text, strict=False)  # as spell.parsing reads it
+            jsonschema.validate(record, schema)
+            if task == "docmath_qa" and "answer" in record:
+                assert record["answer"] != 0
     uncapped = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=160, seed=5, json_schema=prompts.verifier_schema())
     assert any(c.finish_reason == "length" for c in engine.generate([prompt], 4, uncapped)[0])
