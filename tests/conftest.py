@@ -6,9 +6,19 @@ the embedded Redis. Worker tests start real Celery worker processes on the test 
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.support import WorkerProcess
+
+# Hypothesis draws the same examples on every run unless asked otherwise (HYPOTHESIS_PROFILE=explore):
+# a fuzz test must not turn CI or a newcomer's `make test` red at random. `explore` keeps the
+# random search (and its example database) for a developer hunting new failures.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def pytest_collection_modifyitems(config, items):

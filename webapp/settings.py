@@ -147,12 +147,27 @@ CELERY_BEAT_SCHEDULE = {
                       "options": {"queue": "default", "expires": 3600}},
 }
 
+
+def _channel_layer_host(redis_url: str) -> dict:
+    """The channel layer's connection settings.
+
+    No socket timeout: with one, redis-py (8.x) sends each command under `asyncio.wait_for`, and on
+    Python 3.11 `wait_for` swallows a cancellation that lands as the send completes. channels_redis
+    then keeps looping BZPOPMIN in a task that was cancelled: every websocket disconnect could leak a
+    receive loop in Daphne, and a test's event loop never finished closing (the `make test` hang).
+    Reads need no client timeout: BZPOPMIN returns within channels_redis' own 5 s wait; TCP
+    keepalive notices a peer that vanished (unix sockets fail fast on their own).
+    """
+    host: dict = {"address": redis_url, "socket_timeout": None}
+    if not redis_url.startswith("unix://"):
+        host["socket_keepalive"] = True
+    return host
+
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # channels_redis waits up to 5 s for a message; redis-py's own 5 s socket timeout would race it
-        # under load and crash the consumer (close 1011), so the socket waits longer.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 1500, "expiry": 30},
+        "CONFIG": {"hosts": [_channel_layer_host(REDIS_URL)], "capacity": 1500, "expiry": 30},
     }
 }
 
