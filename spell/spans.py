@@ -1,0 +1,113 @@
+"""Candidate answer spans of a document set: the names, numbers and dates its text states.
+
+The small-model preset grounds the questioner's reference answers by construction: its JSON grammar
+lets a QA answer (or an MC option) be only one of these spans, so the reference is always found in
+the documents and the model's effort goes into asking the question that the span answers. Found by
+rule, no tagger:
+
+- names: runs of capitalised words, joined by "of", "the", "de", "and" or "&" inside the run
+  ("Elspeth Varrow", "River Senn", "Bank of Wexholt"); a sentence's first word counts only as part
+  of a longer run ("The Quill Mill" -> "Quill Mill"); month names alone are not names;
+- dates: "12 March 2036", "March 2036", "spring of 1794";
+- numbers, and with the unit or plural noun that follows them: "1794", "14 families",
+  "$70.0 million", "8.5%", "1,250 fleeces".
+
+    candidate_spans(["In 1823 the engineer Tobias Quill built ..."])
+    -> ["1823", "Tobias Quill", ...]
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping, Sequence
+
+MAX_SPAN_CHARS = 60
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_SEASONS = "spring|summer|autumn|fall|winter"
+_DATE = re.compile(
+    rf"\b(?:\d{{1,2}} (?:{_MONTHS}) \d{{4}}|(?:{_MONTHS}) \d{{1,2}}, \d{{4}}|(?:{_MONTHS}) \d{{4}}|"
+    rf"(?:early |late )?(?:{_SEASONS}) of \d{{4}})\b"
+)
+# A number (currency, thousands separators, decimals, %) and up to two following lower-case words
+# that name what is counted ("14 families", "3.2 million euros"), or a unit-like word.
+_NUMBER = re.compile(
+    r"(?<![\w.])(?:[$€£]\s?)?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])(?:[$€£]\s?)?\d+(?:\.\d+)?%?"
+)
+# What follows a number when it names a quantity: a scale or unit word, or a plural noun.
+_UNITS = "million|billion|thousand|per cent|percent|metres|meters|km|kilometres|miles|kg|tonnes|hectares|litres"
+_NOT_COUNTED = {"was", "has", "is", "its", "his", "this", "thus", "as", "us", "yes", "does", "was", "less", "across"}
+_COUNTED = re.compile(rf"[ \t]+({_UNITS}|[a-z]{{2,}}s)\b(?:[ \t]+([a-z]{{2,}}s)\b)?")
+_CAP_WORD = r"(?:[A-Z][\w'’-]*[A-Za-z0-9]|[A-Z])"
+_CONNECTORS = ("of", "the", "de", "da", "del", "von", "van", "du")
+# Words of one name are on one line, joined by spaces and the connectors ("Bank of the North").
+_NAME = re.compile(rf"{_CAP_WORD}(?:(?:[ \t]+(?:{'|'.join(_CONNECTORS)}))*[ \t]+{_CAP_WORD})*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;|]\s+|\n\s*|[\"“(|]\s*)$")
+_NOT_NAMES = {
+    "The", "A", "An", "In", "On", "At", "By", "For", "From", "To", "Of", "And", "But", "Or", "It", "Its",
+    "He", "She", "They", "We", "I", "His", "Her", "Their", "This", "That", "These", "Those", "There",
+    "When", "Where", "While", "After", "Before", "With", "Within", "As", "If", "Each", "All", "Some",
+    "No", "Not", "One", "Two", "Three", "Both", "Every", "Most", "Many", "Until", "Since", "During",
+    *_MONTHS.split("|"),
+}
+
+
+def _text_of(doc: str | Mapping[str, object]) -> str:
+    if isinstance(doc, Mapping):
+        return f"{doc.get('title') or ''}\n{doc.get('text') or ''}"
+    return str(doc)
+
+
+def _names(text: str) -> Iterable[tuple[int, str]]:
+    for m in _NAME.finditer(text):
+        words = m.group(0).split()
+        at_start = bool(_SENTENCE_START.search(text[: m.start()]))
+        # Drop leading function words ("The Quill Mill" -> "Quill Mill"); a lone sentence-initial
+        # word is an ordinary word written with a capital, not a name.
+        while words and (words[0] in _NOT_NAMES or words[0] in _CONNECTORS):
+            words = words[1:]
+            at_start = False
+        if words and words[-1].endswith(("'s", "’s")):
+            words[-1] = words[-1][:-2]  # "Tessellate's" -> "Tessellate"
+        while words and words[-1] in _CONNECTORS:
+            words = words[:-1]
+        if not words or (at_start and len(words) == 1):
+            continue
+        yield m.start(), " ".join(words)
+
+
+def _numbers(text: str) -> Iterable[tuple[int, str]]:
+    for m in _NUMBER.finditer(text):
+        number = m.group(0)
+        yield m.start(), number
+        after = _COUNTED.match(text, m.end())
+        if after and after.group(1) not in _NOT_COUNTED:
+            counted = after.group(1)
+            if after.group(2) and counted in ("million", "billion", "thousand"):
+                counted += " " + after.group(2)  # "3.2 million euros"
+            yield m.start(), f"{number} {counted}"
+
+
+def candidate_spans(documents: Sequence[str | Mapping[str, object]], limit: int = 48) -> list[str]:
+    """Distinct answer spans of `documents`, in order of first appearance, at most `limit`: dates
+    first, then names and numbers as they come (a grammar over many spans compiles slower)."""
+    seen: dict[str, None] = {}
+    texts = [_text_of(d) for d in documents]
+
+    def add(span: str) -> None:
+        span = " ".join(span.split()).strip(" ,.;:")
+        if 1 < len(span) <= MAX_SPAN_CHARS and '"' not in span and "\\" not in span:
+            seen.setdefault(span, None)
+
+    for text in texts:
+        for m in _DATE.finditer(text):
+            add(m.group(0))
+    for text in texts:
+        for _, span in sorted([*_names(text), *_numbers(text)], key=lambda x: x[0]):
+            add(span)
+    return list(seen)[:limit]
+
+
+def numbers_stated(text: str) -> list[str]:
+    """The numbers written in `text` ("1794", "$70.0", "8.5%", "1,250"), in order."""
+    return [m.group(0) for m in _NUMBER.finditer(text)]

@@ -1,0 +1,93 @@
+"""Grounded role outputs for small models (spell/grounded.py, spell/spans.py): spans, evidence
+sentences, the grammars (compiled by xgrammar against SmolLM2's tokenizer) and the record readers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from spell.grounded import (
+    evidence_candidates, mc_options, questioner_grammar, read_labelled_record, split_sentences, verifier_grammar,
+)
+from spell.spans import candidate_spans
+
+MILL = ("In 1823 the engineer Tobias Quill built the first mill on the River Senn. It was paid for by Aldous "
+        "Varrow, whose mother Elspeth Varrow had led 14 families to the ford in the spring of 1794. Dr. Ines Kell "
+        "wrote its history. The mill burned down.")
+REPORT = "Revenue was $70.0 million, up 8.5% from $64.5 million.\n| Segment | Q1 | Q2 |\n| Marine | 18.4 | 21.2 |"
+
+
+def test_candidate_spans_are_names_dates_and_counted_numbers_in_order():
+    assert candidate_spans([MILL]) == [
+        "spring of 1794", "1823", "Tobias Quill", "River Senn", "Aldous Varrow", "Elspeth Varrow", "14",
+        "14 families", "1794", "Ines Kell",
+    ]
+    # Table cells are line starts: their single words are not taken for names.
+    assert candidate_spans([REPORT]) == ["$70.0", "$70.0 million", "8.5%", "$64.5", "$64.5 million", "18.4", "21.2"]
+
+
+def test_sentences_split_on_ends_and_lines_but_not_after_titles():
+    assert split_sentences(MILL)[2] == "Dr. Ines Kell wrote its history."
+    assert split_sentences(REPORT) == ["Revenue was $70.0 million, up 8.5% from $64.5 million.", "| Segment | Q1 | Q2 |",
+                                       "| Marine | 18.4 | 21.2 |"]
+
+
+def test_evidence_sentences_state_a_span_and_are_long_enough():
+    evidence = evidence_candidates([MILL])
+    assert [e.sentence[:20] for e in evidence] == ["In 1823 the engineer", "It was paid for by A", "Dr. Ines Kell wrote i"[:20]]
+    assert evidence[0].spans == ("1823", "Tobias Quill", "River Senn") and evidence[0].numeric
+    assert not evidence[2].numeric  # "The mill burned down." states no span and is left out
+
+
+@pytest.fixture(scope="module")
+def compiler():
+    import xgrammar
+    from transformers import AutoTokenizer
+
+    from spell.models import TINY_RANDOM, prepare_model
+
+    tokenizer = AutoTokenizer.from_pretrained(prepare_model(TINY_RANDOM))
+    info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, stop_token_ids=[tokenizer.eos_token_id])
+    return xgrammar.GrammarCompiler(info), tokenizer.eos_token_id
+
+
+def accepts(compiler, grammar: str, text: str) -> bool:
+    """The grammar takes all of `text` and may end right after it."""
+    import xgrammar
+
+    compiled, eos = compiler
+    matcher = xgrammar.GrammarMatcher(compiled.compile_grammar(grammar))
+    return matcher.accept_string(text) and matcher.accept_token(eos) and matcher.is_terminated()
+
+
+def test_the_qa_grammar_takes_a_quoted_sentence_a_question_and_one_of_its_spans(compiler):
+    grammar = questioner_grammar("doc_general_qa", [MILL])
+    good = ("Evidence: In 1823 the engineer Tobias Quill built the first mill on the River Senn.\n"
+            "Question: Who built the first mill on the River Senn?\nAnswer: Tobias Quill")
+    assert accepts(compiler, grammar, good)
+    assert not accepts(compiler, grammar, good.replace("Answer: Tobias Quill", "Answer: Aldous Varrow"))  # not in that sentence
+    assert not accepts(compiler, grammar, good.replace("Who built", "Built"))  # no interrogative opening
+    assert not accepts(compiler, grammar, good.replace("Evidence: In 1823", "Evidence: In 1824"))  # not a sentence of the text
+
+
+def test_the_mc_and_docmath_grammars(compiler):
+    mc = ("Evidence: In 1823 the engineer Tobias Quill built the first mill on the River Senn.\n"
+          "Question: Who built the first mill?\nAnswer: Tobias Quill\nWrong: Aldous Varrow\nWrong: Ines Kell\nWrong: 1823")
+    assert accepts(compiler, questioner_grammar("doc_mc", [MILL]), mc)
+    assert not accepts(compiler, questioner_grammar("doc_mc", [MILL]), mc.replace("Wrong: Ines Kell", "Wrong: Ada Pell"))
+    math = "Evidence: Revenue was $70.0 million, up 8.5% from $64.5 million.\nQuestion: By how much did revenue grow?\nAnswer: 5.5"
+    assert accepts(compiler, questioner_grammar("docmath_qa", [REPORT]), math)
+    assert questioner_grammar("docmath_qa", ["No numbers are stated in this short text here."]) is None
+    assert accepts(compiler, verifier_grammar(), "YES") and not accepts(compiler, verifier_grammar(), "MAYBE")
+
+
+def test_a_labelled_record_is_read_and_mc_letters_are_drawn_from_the_record():
+    record = read_labelled_record("Evidence: x y\nQuestion: Who?\nAnswer: Ada\nWrong: Bo\nWrong: Cy\nWrong: Di")
+    assert record == {"evidence": "x y", "question": "Who?", "answer": "Ada", "wrong": ["Bo", "Cy", "Di"]}
+    assert read_labelled_record("Question: Who?") is None
+    options, letter = mc_options("Who?", "Ada", ["Bo", "Cy", "Di"])
+    assert options[letter] == "Ada" and sorted(options.values()) == ["Ada", "Bo", "Cy", "Di"]
+    assert mc_options("Who?", "Ada", ["Bo", "Cy", "Di"]) == (options, letter)  # the same record, the same letters
+    letters = Counter(mc_options(f"Question {i}?", "Ada", ["Bo", "Cy", "Di"])[1] for i in range(400))
+    assert min(letters.values()) > 70  # spread over A-D
