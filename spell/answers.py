@@ -93,15 +93,27 @@ def clean_number_text(text: str) -> str:
     return t
 
 
+_RELATION = re.compile(r"=|≈|\\approx|\\simeq")
+
+
+def _right_hand_side(text: str) -> str:
+    """The part after the last '=' or '≈' ("10-4=6" -> "6", "10/3 \\approx 3.33" -> "3.33"): an
+    answer written as a calculation is read by its result, as the release reads it."""
+    parts = _RELATION.split(text)
+    return parts[-1] if len(parts) > 1 and parts[-1].strip() else text
+
+
 def parse_number(text: str) -> float | None:
     """The first number in `text`, as a finite float, or None.
 
-    Handles "1,234.5", "$1.2 million", "12.5%", "-3", "−3", "\\frac{1}{4}", "3/4", "1e-3".
+    Handles "1,234.5", "$1.2 million", "12.5%", "-3", "−3", "\\frac{1}{4}", "3/4", "1e-3", and a
+    calculation by its result ("10-4=6" -> 6).
     Scale words are stripped, not applied: matching allows the 1e3/1e6/1e9 conventions.
     """
     if not isinstance(text, str) or not text:
         return None
-    t = clean_number_text(text[:2000])
+    t = _right_hand_side(text[:2000])
+    t = clean_number_text(t)
     t = t.replace("(", "").replace(")", "")
     frac = _FRACTION.search(t)
     num = _NUMBER.search(t)

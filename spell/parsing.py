@@ -1,7 +1,8 @@
 """Reading model output for the three roles. Nothing here raises on model text or evaluates it.
 
 - `split_think(text)`: the answer part (after the last `</think>`); None for an unclosed `<think>`.
-- `parse_questioner(task, text)`: the questioner's record, validated per task -> `QuestionParse`.
+- `parse_questioner(task, text, strict=...)`: the questioner's record, validated per task ->
+  `QuestionParse` (strict: read as the release reads it).
 - `extract_answer(task, text)`: the responder's final answer string, or None.
 - `parse_verifier(text)`: 1 (YES), 0 (NO), -1 (neither, both, or unreadable).
 """
@@ -91,6 +92,32 @@ def extract_record(text: str) -> dict[str, Any] | None:
     return _single_embedded_object(text)
 
 
+_RELEASE_FENCE = re.compile(r"```json(.*?)```", re.DOTALL)
+
+
+def _strip_control(text: str) -> str:
+    return "".join(ch for ch in text if ord(ch) >= 32 or ch in "\n\r\t")
+
+
+def extract_record_strict(text: str) -> dict[str, Any] | None:
+    """The questioner's record as the release reads it: control characters dropped, then the last
+    ```json fenced block that parses (an object, else nothing), else the whole text if it parses
+    to an object. Strict JSON (no raw control characters inside strings), no other fence tags and
+    no object embedded in prose."""
+    text = _strip_control(text[:MAX_TEXT])
+    for block in reversed(_RELEASE_FENCE.findall(text)):
+        try:
+            value = json.loads(block.strip())
+        except (ValueError, RecursionError):
+            continue
+        return value if isinstance(value, dict) else None
+    try:
+        value = json.loads(text.strip())
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 @dataclass
 class QuestionParse:
     """A questioner sample read and checked. `status` is OK, FORMAT_ERROR or DROPPED."""
@@ -135,17 +162,22 @@ def parse_questioner(
     *,
     max_answer_tokens: int = 40,
     count_tokens: Callable[[str], int] | None = None,
+    strict: bool = False,
 ) -> QuestionParse:
     """Read and validate a questioner sample for `task` (free form or structured JSON).
 
-    MC needs options A-D and a letter answer; DocMath a finite non-zero number; general-QA answers
-    over `max_answer_tokens` tokens (counted by `count_tokens`, default: whitespace words) are
-    DROPPED. An unclosed <think> is DROPPED; anything else unusable is a FORMAT_ERROR.
+    MC needs options A-D and a letter answer (else FORMAT_ERROR). DocMath needs a number, string
+    or JSON number: one that is zero or does not read as a number is DROPPED (not trained: the
+    release's rule), any other type is a FORMAT_ERROR. General-QA answers over `max_answer_tokens`
+    tokens (counted by `count_tokens`, default: whitespace words) are DROPPED. An unclosed <think>
+    is DROPPED; anything else unusable is a FORMAT_ERROR.
+    `strict`: the record is read as the release reads it (`extract_record_strict`); otherwise bare
+    and embedded JSON objects and any fence are read too (`extract_record`).
     """
     body = split_think(text)
     if body is None:
         return QuestionParse(task, DROPPED, "unclosed <think>: no answer part")
-    record = extract_record(body)
+    record = extract_record_strict(body) if strict else extract_record(body)
     if record is None:
         return QuestionParse(task, FORMAT_ERROR, "no JSON record found")
     out = QuestionParse(task, FORMAT_ERROR, record=record)
@@ -178,18 +210,23 @@ def parse_questioner(
         out.options, out.answer = opts, letter
     elif task == "docmath_qa":
         raw = record.get("answer")
+        if not isinstance(raw, (str, int, float)):  # bool is an int: read below as no number
+            out.reason = "'answer' must be a number"
+            return out
         value: float | None
         if isinstance(raw, bool):
             value = None
         elif isinstance(raw, (int, float)):
             value = float(raw) if math.isfinite(raw) else None
         else:
-            value = parse_number(raw) if isinstance(raw, str) else None
+            value = parse_number(raw)
+        # A well-formed record whose answer is no usable number is dropped, not penalised: the
+        # release counts it as neither a good nor a bad case.
         if value is None:
-            out.reason = "'answer' must be a number"
+            out.status, out.reason = DROPPED, "'answer' does not read as a number"
             return out
         if value == 0:
-            out.reason = "'answer' must be non-zero"
+            out.status, out.reason = DROPPED, "'answer' is zero"
             return out
         out.answer = _text(raw) or ""
         out.answer_value = value
@@ -214,19 +251,32 @@ def parse_questioner(
 # Responder
 # ---------------------------------------------------------------------------------------------
 
-_MC = re.compile(
-    r"\\boxed\{\s*\(?([A-D])\)?\s*\}"
-    r"|(?i:answer\s+is)[\s:*]*\(?\s*\**([A-D])\**\s*\)?(?![A-Za-z0-9])"
+# The release's patterns, in its priority order: the first pattern that occurs decides, and its
+# last occurrence gives the letter. Ours also take a colon or several spaces after "is", and the
+# letter must end there ("the answer is Denver" is not D).
+_MC_PATTERNS = tuple(
+    re.compile(p)
+    for p in (
+        r"\\boxed\{\s*\(?([A-D])\)?\s*\}",
+        r"(?i:correct\s+answer\s+is)[\s:]*\(\s*([A-D])\s*\)",
+        r"(?i:correct\s+answer\s+is)[\s:]*([A-D])(?![A-Za-z0-9])",
+        r"(?i:answer\s+is)[\s:]*\(\s*([A-D])\s*\)",
+        r"(?i:answer\s+is)[\s:]*([A-D])(?![A-Za-z0-9])",
+    )
 )
 
 
 def extract_mc_letter(body: str) -> str | None:
-    """The last letter in "\\boxed{X}", "(correct) answer is (X)" / "answer is X" (any case of the
-    words, bold allowed); None when there is none."""
-    last = None
-    for m in _MC.finditer(body[:MAX_TEXT]):
-        last = m.group(1) or m.group(2)
-    return last
+    """The letter A-D of an MC answer, by the release's patterns in their priority order
+    ("\\boxed{X}", "correct answer is (X)", "correct answer is X", "answer is (X)", "answer is
+    X"; '*' removed first): the last match of the first pattern that matches. So "The correct
+    answer is (B) ... the answer is C" gives B. None when no pattern matches."""
+    body = body[:MAX_TEXT].replace("*", "")
+    for pattern in _MC_PATTERNS:
+        found = pattern.findall(body)
+        if found:
+            return found[-1]
+    return None
 
 
 def _first_line_clean(text: str) -> str:
@@ -267,13 +317,18 @@ def extract_answer(task: str, text: str) -> str | None:
 
 _YES = re.compile(r"\[\[\s*yes\s*\]\]", re.IGNORECASE)
 _NO = re.compile(r"\[\[\s*no\s*\]\]", re.IGNORECASE)
+# Bare decisions, as the release also reads them: capital words only ("no answer" in prose is
+# not a decision), and whole words ("NOTE" is not a NO).
+_BARE_YES = re.compile(r"(?<![A-Za-z])YES(?![A-Za-z])")
+_BARE_NO = re.compile(r"(?<![A-Za-z])NO(?![A-Za-z])")
 
 
 def parse_verifier(text: str) -> int:
     """1 for YES only, 0 for NO only, -1 for neither or both (a format error).
 
-    Accepts the free form ("[[YES]]" / "[[NO]]") and the structured form
-    {"explanation": ..., "decision": "YES" | "NO"}.
+    Accepts the free form ("[[YES]]" / "[[NO]]"; without brackets, as the release reads it, a
+    bare capital YES or NO when the other does not occur: "Decision: YES") and the structured form
+    {"explanation": ..., "decision": "YES" | "NO"}. Brackets win over bare words.
     """
     body = split_think(text)
     if body is None:
@@ -292,6 +347,9 @@ def parse_verifier(text: str) -> int:
                     return 0
             return -1
     yes, no = _YES.search(body) is not None, _NO.search(body) is not None
+    if yes or no:
+        return 1 if yes and not no else 0 if no and not yes else -1
+    yes, no = _BARE_YES.search(body) is not None, _BARE_NO.search(body) is not None
     if yes and not no:
         return 1
     if no and not yes:

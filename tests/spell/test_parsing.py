@@ -86,26 +86,52 @@ def test_questioner_mc_validation():
 
 
 @pytest.mark.parametrize(
-    "answer, ok, value",
+    "answer, status, value",
     [
-        (12.5, True, 12.5),
-        ("1,234", True, 1234.0),
-        ("$3.5 million", True, 3.5),
-        ("-7", True, -7.0),
-        (0, False, None),
-        ("0.0", False, None),
-        ("many", False, None),
-        (True, False, None),
-        (None, False, None),
+        (12.5, OK, 12.5),
+        ("1,234", OK, 1234.0),
+        ("$3.5 million", OK, 3.5),
+        ("-7", OK, -7.0),
+        ("10 - 4 = 6", OK, 6.0),  # a calculation: its result
+        # zero, or no number at all: dropped (reward 0, not trained), the release's rule
+        (0, DROPPED, None),
+        ("0.0", DROPPED, None),
+        ("many", DROPPED, None),
+        (True, DROPPED, None),
+        # not a string or a number: a malformed record, -1
+        (None, FORMAT_ERROR, None),
+        ([12], FORMAT_ERROR, None),
+        ({"value": 12}, FORMAT_ERROR, None),
     ],
 )
-def test_questioner_docmath_needs_a_nonzero_number(answer, ok, value):
+def test_questioner_docmath_answer(answer, status, value):
     q = parse_questioner("docmath_qa", fenced({"question": "How much?", "answer": answer}))
-    assert q.ok is ok
-    if ok:
+    assert q.status == status
+    if status == OK:
         assert q.answer_value == value
     else:
-        assert q.status == FORMAT_ERROR and q.reason
+        assert q.reason
+
+
+def test_strict_record_reads_as_the_release_does():
+    record = {"question": "Who?", "answer": "Ada"}
+    fenced_text = fenced(record)
+    whole = json.dumps(record)
+    # read by both: the last ```json block that parses, or the whole answer part
+    for text in (fenced_text, whole, "<think>hm</think>" + whole):
+        assert parse_questioner("doc_general_qa", text, strict=True).ok, text
+    # the lenient reading only: an object embedded in prose, an untagged fence, a raw tab in a string
+    embedded = "Here it is: " + whole + " Done."
+    untagged = "```\n" + whole + "\n```"
+    raw_tab = '{"question": "Who\tsigned?", "answer": "Ada"}'.replace("\\t", "\t")
+    for text in (embedded, untagged, raw_tab):
+        assert parse_questioner("doc_general_qa", text).ok, text
+        strict = parse_questioner("doc_general_qa", text, strict=True)
+        assert strict.status == FORMAT_ERROR and strict.reason == "no JSON record found", text
+    # the last json block that parses decides, even when it is not an object (then: no record)
+    listed = fenced(record) + "```json\n[1, 2]\n```"
+    assert parse_questioner("doc_general_qa", listed, strict=True).status == FORMAT_ERROR
+    assert parse_questioner("doc_general_qa", listed).ok  # lenient: the last block that is an object
 
 
 def test_questioner_qa_answer_over_40_tokens_is_dropped():
@@ -140,6 +166,39 @@ def test_questioner_format_errors(text):
 # --- responder ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "text, letter",
+    [
+        ("The correct answer is (B)", "B"),
+        # the release's pattern order decides, not the position: (B) after "correct answer is"
+        # wins over a later "answer is C"
+        ("The correct answer is (B). Some say the answer is C", "B"),
+        ("(B) looks right, but the correct answer is C", "C"),
+        ("The answer is (A), so the correct answer is D", "D"),
+        ("\\boxed{A} ... The correct answer is (D)", "A"),
+        # the last match of the deciding pattern
+        ("The correct answer is (A)? No: the correct answer is (C).", "C"),
+        ("The correct answer is **(D)**.", "D"),
+        ("The correct answer is: B", "B"),
+        # a word is not a letter; a lower-case letter is not a choice
+        ("the answer is Denver", None),
+        ("The correct answer is a bridge", None),
+        ("no marker (B)", None),
+    ],
+)
+def test_mc_letter_follows_the_release_priority(text, letter):
+    assert extract_answer("doc_mc", text) == letter
+
+
+def test_a_boxed_calculation_is_read_by_its_result():
+    assert extract_answer("docmath_qa", "so \\boxed{10-4=6}") == "10-4=6"
+    assert parse_number("10-4=6") == 6.0
+    assert parse_number("10/3 \\approx 3.33") == 3.33
+    assert rule_score("docmath_qa", "Therefore \\boxed{10-4=6}.", "6") == 1.0
+    assert rule_score("docmath_qa", "Therefore \\boxed{10-4=6}.", "10") == 0.0
+    assert rule_score("docmath_qa", "Therefore, the answer is 2 x 3 = 6.", "6") == 1.0
+
+
 def test_extract_answer_per_task():
     assert extract_answer("doc_general_qa", "... The correct answer is **Ada**.\nMore") == "Ada"
     assert extract_answer("doc_general_qa", "no marker") is None
@@ -171,6 +230,13 @@ def test_last_boxed_handles_nesting():
         ('{"explanation": "different", "decision": "NO"}', 0),
         ('{"explanation": "?", "decision": "MAYBE"}', -1),
         ('```json\n{"explanation": "x", "decision": "NO"}\n```', 0),
+        # bare decisions, as the release reads them: capital YES / NO, the other absent
+        ("Explanation: same city.\nDecision: YES", 1),
+        ("Explanation: different years.\nDecision: NO", 0),
+        ("NOTE: both name Paris. Decision: YES", 1),  # a word containing NO is not a NO
+        ("YES, but also NO", -1),
+        ("there is no answer here, yes", -1),  # lower-case prose is no decision
+        ("[[NO]] although YES at first", 0),  # brackets win
     ],
 )
 def test_parse_verifier(text, decision):
