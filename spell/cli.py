@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--top-p", type=float, default=0.95)
     e.add_argument("--limit", type=int, default=None, help="only the first N items of each set")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--prompt-style", choices=("release", "small"), default="release",
+                   help="responder prompt wording: release (paper-7b) or small (cpu-demo)")
     e.add_argument("--out", help="write the results as JSON here (else stdout only)")
     e.add_argument("--no-progress", action="store_true")
 
@@ -156,6 +158,7 @@ def _eval(args: argparse.Namespace) -> int:
             top_p=args.top_p,
             limit=args.limit,
             seed=args.seed,
+            prompt_style=args.prompt_style,
         ),
         progress=not args.no_progress,
     )

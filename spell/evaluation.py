@@ -34,6 +34,7 @@ class EvalOptions:
     top_p: float = 0.95
     limit: int | None = None  # only the first N items of each set
     seed: int = 0
+    prompt_style: str = "release"  # the responder prompt's wording (spell/prompt_styles)
 
 
 def item_options(item: Any) -> dict[str, str] | None:
@@ -56,13 +57,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def build_prompt(item: Any, tokenizer: Any, max_input_tokens: int) -> list[int]:
-    """The responder prompt over the item's context, with the context middle-truncated so the
-    whole prompt fits `max_input_tokens` (the paper truncates the input at 16K / 100K)."""
+def build_prompt(item: Any, tokenizer: Any, max_input_tokens: int, style: str = prompts.DEFAULT_STYLE) -> list[int]:
+    """The responder prompt (in `style`) over the item's context, with the context middle-truncated
+    so the whole prompt fits `max_input_tokens` (the paper truncates the input at 16K / 100K)."""
     from spell.data.evalsets import middle_truncate
 
     def encode(context: str) -> list[int]:
-        messages = prompts.responder_messages(item.task, [context], item.question, item_options(item))
+        messages = prompts.responder_messages(item.task, [context], item.question, item_options(item), style=style)
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -101,7 +102,7 @@ def evaluate(
         items = list(items)[: options.limit] if options.limit else list(items)
         if not items:
             continue
-        prompts_ = [build_prompt(item, tokenizer, options.max_input_tokens) for item in items]
+        prompts_ = [build_prompt(item, tokenizer, options.max_input_tokens, options.prompt_style) for item in items]
         scores: list[list[float]] = []
         # One item at a time: long contexts, and k samples share its prefix.
         for i, (item, ids) in enumerate(zip(items, prompts_)):

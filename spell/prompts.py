@@ -1,94 +1,54 @@
 """Role prompts, as chat messages (one user turn each), and the JSON schemas of structured output.
 
-Our own wording of the roles SPELL.md describes. Bump PROMPT_VERSION whenever a text changes: it
-is recorded in every run's provenance.
+The wording comes in two styles (`prompts.style`; spell/prompt_styles/): `release`, after the
+SPELL release's prompts (paper-7b), and `small`, short prompts for small models (cpu-demo). Bump
+PROMPT_VERSION whenever a text changes: it is recorded in every run's provenance.
 
-Documents are given as strings or as mappings with "text" (and optionally "title").
+Documents are given as strings or as mappings with "text" and optionally "title" and "number"
+(the document's place in its cluster, 1-based: the small style labels documents with it, so the
+questioner and the responder name the same text alike).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence
 
-PROMPT_VERSION = "spell-prompts-2026.11-2"
+from spell.prompt_styles import STYLES, style_module
+from spell.prompt_styles.common import (
+    EMPTY_DOCUMENTS,
+    LETTERS,
+    PLACEHOLDER,
+    Document,
+    format_choices,
+    question_text,
+)
 
-Document = Union[str, Mapping[str, Any]]
+PROMPT_VERSION = "spell-prompts-2026.11-3"
+DEFAULT_STYLE = "release"
+
 Message = dict[str, str]
 
-EMPTY_DOCUMENTS = "Empty"  # what the grounding check shows instead of the documents
-PLACEHOLDER = "(insert answer here)"
+__all__ = [
+    "DEFAULT_STYLE", "EMPTY_DOCUMENTS", "LETTERS", "PLACEHOLDER", "PROMPT_VERSION", "STYLES", "Document",
+    "format_choices", "format_documents", "grounding_messages", "question_text", "questioner_messages",
+    "questioner_schema", "responder_messages", "text_budget", "verifier_messages", "verifier_schema",
+]
 
-_TASK_BRIEF = {
-    "doc_general_qa": (
-        "Write one multi-hop question whose answer is short (a name, date, number or phrase of "
-        "under 20 words) and can only be found by combining facts from ALL the documents shown. "
-        "The question must not be answerable from any single document or from general knowledge."
-    ),
-    "doc_mc": (
-        "Write one multiple-choice question with four options A, B, C and D. Exactly one option "
-        "is correct; each of the three wrong options must follow a different, plausible mistake "
-        "(a misread figure, a wrong entity, a step left out). Answering must require combining "
-        "facts from several of the documents."
-    ),
-    "docmath_qa": (
-        "Write one numerical question that needs calculation over figures stated in the "
-        "documents (growth rates, differences, ratios, totals across tables or paragraphs). The "
-        "answer is a single non-zero number. Do not ask to count items or to look up a single "
-        "value that is printed in the text."
-    ),
-}
-
-_TASK_FORMAT = {
-    "doc_general_qa": '{"question": "...", "answer": "..."}',
-    "doc_mc": (
-        '{"question": "...", "options": {"A": "...", "B": "...", "C": "...", "D": "..."}, '
-        '"answer": "A" | "B" | "C" | "D"}'
-    ),
-    "docmath_qa": '{"question": "...", "answer": <a number, no units>}',
-}
-
-_ANSWER_ENDING = {
-    "doc_general_qa": f'End your response with: "The correct answer is {PLACEHOLDER}".',
-    "doc_mc": 'End your response with: "The correct answer is (X)", where X is A, B, C or D.',
-    "docmath_qa": (
-        'End your response with: "Therefore, the answer is X", where X is a single number '
-        "(no units or words)."
-    ),
-}
+_TASKS = ("doc_general_qa", "doc_mc", "docmath_qa")
 
 
 def _check_task(task: str) -> None:
-    if task not in _TASK_BRIEF:
+    if task not in _TASKS:
         raise ValueError(f"unknown task {task!r}")
 
 
-def format_documents(documents: Sequence[Document] | None) -> str:
-    """Numbered documents; the word 'Empty' when there are none (the grounding check)."""
-    if not documents:
-        return EMPTY_DOCUMENTS
-    parts = []
-    for i, doc in enumerate(documents, 1):
-        if isinstance(doc, Mapping):
-            title = str(doc.get("title") or "").strip()
-            text = str(doc.get("text") or "")
-        else:
-            title, text = "", str(doc)
-        head = f"Document {i}" + (f" ({title})" if title else "")
-        parts.append(f"{head}:\n{text.strip()}")
-    return "\n\n".join(parts)
+def _user(content: str) -> list[Message]:
+    return [{"role": "user", "content": content}]
 
 
-def format_choices(options: Mapping[str, str]) -> str:
-    return "\n".join(f"({k}) {options[k]}" for k in ("A", "B", "C", "D") if k in options)
-
-
-def _format_example(task: str, example: Mapping[str, Any]) -> str:
-    lines = [f"Question: {example.get('question', '')}"]
-    options = example.get("options")
-    if task == "doc_mc" and isinstance(options, Mapping):
-        lines.append("Choices:\n" + format_choices(options))
-    lines.append(f"Answer: {example.get('answer', '')}")
-    return "\n".join(lines)
+def format_documents(documents: Sequence[Document] | None, style: str = DEFAULT_STYLE) -> str:
+    """The documents as the style shows them; the word 'Empty' when there are none."""
+    return style_module(style).format_documents(documents)
 
 
 def questioner_messages(
@@ -97,6 +57,8 @@ def questioner_messages(
     memory: Sequence[Mapping[str, Any]] = (),
     *,
     structured: bool = False,
+    style: str = DEFAULT_STYLE,
+    target_letter: str | None = None,
 ) -> list[Message]:
     """The questioner's prompt for `task` over `documents`.
 
@@ -105,58 +67,13 @@ def questioner_messages(
     question, clearly harder than and different from the examples.
     `structured`: the record is decoded under `questioner_schema(task)`, so the prompt asks for a
     bare JSON object instead of reasoning followed by a fenced block.
+    `target_letter` (release style, MC): the letter the correct option must have, drawn by the
+    caller to balance the answer letters, as the release intends.
     """
     _check_task(task)
-    parts = [
-        "You write exam questions that test careful reading of long documents.",
-        "",
-        "<documents>",
-        format_documents(documents),
-        "</documents>",
-        "",
-        "Task: " + _TASK_BRIEF[task],
-    ]
-    if memory:
-        parts += [
-            "",
-            "Questions already asked about these documents (with their answers):",
-            "",
-            "\n\n".join(
-                f"Example {i}:\n{_format_example(task, ex)}" for i, ex in enumerate(memory, 1)
-            ),
-            "",
-            "Propose ONE new question that is clearly harder than every example above and "
-            "different from them: it should need more documents, more steps or subtler evidence. "
-            "Do not repeat or rephrase an example.",
-        ]
-    else:
-        parts += ["", "Propose ONE question."]
-    if structured:
-        parts += [
-            "",
-            "Reply with a single JSON object: an optional \"reasoning\" field first (brief), "
-            f"then the fields {_TASK_FORMAT[task]}",
-        ]
-    else:
-        parts += [
-            "",
-            "First reason step by step about which facts to combine. Then give the result as a "
-            "fenced json block:",
-            "```json",
-            _TASK_FORMAT[task],
-            "```",
-        ]
-    return [{"role": "user", "content": "\n".join(parts)}]
-
-
-def question_text(task: str, question: str, options: Mapping[str, str] | None = None) -> str:
-    """The question as the responder and verifier see it (MC with its choices)."""
-    if task == "doc_mc" and options:
-        return (
-            f"What is the correct answer to this question: {question}\n"
-            f"Choices:\n{format_choices(options)}"
-        )
-    return question
+    mod = style_module(style)
+    return _user(mod.questioner(task, mod.format_documents(documents), list(memory),
+                                structured=structured, target_letter=target_letter))
 
 
 def responder_messages(
@@ -164,31 +81,23 @@ def responder_messages(
     documents: Sequence[Document] | None,
     question: str,
     options: Mapping[str, str] | None = None,
+    *,
+    style: str = DEFAULT_STYLE,
 ) -> list[Message]:
     """The responder's prompt: the documents (all of the cluster's) and the question.
 
     `documents=None` (or empty) shows the word "Empty" instead: that is the grounding prompt.
     """
     _check_task(task)
-    body = [
-        "Read the documents and answer the question.",
-        "",
-        "<documents>",
-        format_documents(documents),
-        "</documents>",
-        "",
-        question_text(task, question, options),
-        "",
-        "Think step by step, citing the facts you use. " + _ANSWER_ENDING[task],
-    ]
-    return [{"role": "user", "content": "\n".join(body)}]
+    mod = style_module(style)
+    return _user(mod.responder(task, mod.format_documents(documents), question, options))
 
 
 def grounding_messages(
-    task: str, question: str, options: Mapping[str, str] | None = None
+    task: str, question: str, options: Mapping[str, str] | None = None, *, style: str = DEFAULT_STYLE
 ) -> list[Message]:
     """The grounding check: the responder prompt with the documents replaced by 'Empty'."""
-    return responder_messages(task, None, question, options)
+    return responder_messages(task, None, question, options, style=style)
 
 
 def verifier_messages(
@@ -199,37 +108,12 @@ def verifier_messages(
     options: Mapping[str, str] | None = None,
     *,
     structured: bool = False,
+    style: str = DEFAULT_STYLE,
 ) -> list[Message]:
     """The verifier's prompt: the question, the responder's extracted answer and the reference
     answer; no documents. It judges whether the two answers mean the same thing."""
     _check_task(task)
-    ref = reference
-    if task == "doc_mc" and options and reference in options:
-        ref = f"({reference}) {options[reference]}"
-    shown = answer if answer else "(no answer given)"
-    body = [
-        "Judge whether a candidate answer to a question is equivalent to the reference answer.",
-        "Equivalent means the same entity, value or choice, allowing different wording, units "
-        "or formatting; a candidate that adds a wrong claim or hedges between options is not "
-        "equivalent.",
-        "",
-        f"Question: {question_text(task, question, options)}",
-        "",
-        f"Candidate answer: {shown}",
-        f"Reference answer: {ref}",
-        "",
-    ]
-    if structured:
-        body.append(
-            'Reply with a JSON object {"explanation": "<one or two sentences>", '
-            '"decision": "YES" or "NO"}.'
-        )
-    else:
-        body.append(
-            "Explain briefly, then end with [[YES]] if they are equivalent or [[NO]] if not. "
-            "Write exactly one of the two."
-        )
-    return [{"role": "user", "content": "\n".join(body)}]
+    return _user(style_module(style).verifier(task, question, options, answer, reference, structured=structured))
 
 
 # ---------------------------------------------------------------------------------------------

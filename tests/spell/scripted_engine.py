@@ -3,9 +3,10 @@
 A random 3M-parameter model never writes a closed JSON record or "The correct answer is X", so a
 step on it alone never reaches the update. This wrapper keeps the real generation (seeds, weights,
 token streams) and lets the sampled tokens decide which canned output each sample gets: the
-questioner writes one of the task's records, a responder answers right when the sum of its sampled
-token ids is even, a verifier judges right except when that sum is a multiple of 5. So rewards vary, every
-role trains, and anything that changes the model or the seeds changes the outputs.
+questioner writes one of the task's records (a fenced json block), a responder answers right when the
+sum of its sampled token ids is even, a verifier judges right except when that sum is a multiple of 5.
+So rewards vary, every role trains, and anything that changes the model or the seeds changes the
+outputs. Prompts of both styles (release, small) are recognised.
 """
 
 from __future__ import annotations
@@ -24,13 +25,23 @@ WRONG = {"doc_general_qa": "Tollbury", "doc_mc": "(D)", "docmath_qa": "17"}
 
 
 def role_of(prompt: str) -> tuple[str, str]:
-    if "You write exam questions" in prompt:
-        task = "doc_mc" if "multiple-choice" in prompt else "docmath_qa" if "numerical question" in prompt else "doc_general_qa"
+    """(role, task) of a prompt in either prompt style (spell/prompt_styles)."""
+    if "You write exam questions" in prompt or "We are building a benchmark" in prompt:
+        task = "doc_mc" if "multiple-choice" in prompt else "docmath_qa" if "numerical" in prompt else "doc_general_qa"
         return "questioner", task
-    if "Judge whether a candidate answer" in prompt:
+    if "Judge whether a candidate answer" in prompt or "checking whether two answers are the same" in prompt:
         return "verifier", ""
     task = "doc_mc" if "Choices:" in prompt else "docmath_qa" if "Therefore, the answer is" in prompt else "doc_general_qa"
-    return ("grounding" if "<documents>\nEmpty\n</documents>" in prompt else "responder"), task
+    empty = "<documents>\nEmpty\n</documents>" in prompt or "<text>\nEmpty\n</text>" in prompt
+    return ("grounding" if empty else "responder"), task
+
+
+def candidate_of(prompt: str) -> str:
+    """The responder's answer as the verifier prompt shows it."""
+    for marker in ("Candidate answer: ", "Answer 1: "):
+        if marker in prompt:
+            return prompt.split(marker, 1)[1].split("\n", 1)[0].strip()
+    return ""
 
 
 class ScriptedEngine:
@@ -52,7 +63,9 @@ class ScriptedEngine:
     def _rewrite(self, role: str, task: str, c: Completion, prompt: str) -> Completion:
         even = sum(c.token_ids) % 2 == 0
         if role == "questioner":
-            text = json.dumps(RECORDS[task])
+            # A fenced json block after some reasoning: what both the strict (release) and the
+            # lenient reading accept.
+            text = "I combine the documents.\n```json\n" + json.dumps(RECORDS[task]) + "\n```"
         elif role == "grounding":
             text = f"The correct answer is {WRONG[task]}"
         elif role == "responder":
@@ -60,7 +73,7 @@ class ScriptedEngine:
             text = f"{ending} {(RIGHT if even else WRONG)[task]}"
         else:
             # Mostly right (YES for a right candidate), wrong when the token sum is a multiple of 5.
-            right = any(f"Candidate answer: {a.strip('()')}" in prompt for a in RIGHT.values())
+            right = candidate_of(prompt) in {a.strip("()") for a in RIGHT.values()}
             noisy = sum(c.token_ids) % 5 == 0
             text = json.dumps({"explanation": "compared", "decision": "YES" if right != noisy else "NO"})
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.inner.stop_token_ids[0]]

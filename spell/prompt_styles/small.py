@@ -1,0 +1,147 @@
+"""Short role prompts for small models (the `small` style, cpu-demo): numbered documents, a task
+brief of a few lines, one instruction for the record or the answer's last sentence."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from spell.prompt_styles.common import (
+    EMPTY_DOCUMENTS,
+    PLACEHOLDER,
+    TASK_FORMAT,
+    Document,
+    document_fields,
+    examples_text,
+    question_text,
+)
+
+_TASK_BRIEF = {
+    "doc_general_qa": (
+        "Write one multi-hop question whose answer is short (a name, date, number or phrase of "
+        "under 20 words) and can only be found by combining facts from ALL the documents shown. "
+        "The question must not be answerable from any single document or from general knowledge."
+    ),
+    "doc_mc": (
+        "Write one multiple-choice question with four options A, B, C and D. Exactly one option "
+        "is correct; each of the three wrong options must follow a different, plausible mistake "
+        "(a misread figure, a wrong entity, a step left out). Answering must require combining "
+        "facts from several of the documents."
+    ),
+    "docmath_qa": (
+        "Write one numerical question that needs calculation over figures stated in the "
+        "documents (growth rates, differences, ratios, totals across tables or paragraphs). The "
+        "answer is a single non-zero number. Do not ask to count items or to look up a single "
+        "value that is printed in the text."
+    ),
+}
+
+_ANSWER_ENDING = {
+    "doc_general_qa": f'End your response with: "The correct answer is {PLACEHOLDER}".',
+    "doc_mc": 'End your response with: "The correct answer is (X)", where X is A, B, C or D.',
+    "docmath_qa": (
+        'End your response with: "Therefore, the answer is X", where X is a single number '
+        "(no units or words)."
+    ),
+}
+
+
+def format_documents(documents: Sequence[Document] | None) -> str:
+    """"Document N (title):" blocks, N being each document's number in its cluster; the word
+    'Empty' when there are none (the grounding check)."""
+    if not documents:
+        return EMPTY_DOCUMENTS
+    parts = []
+    for i, doc in enumerate(documents, 1):
+        number, title, text = document_fields(doc, i)
+        head = f"Document {number}" + (f" ({title})" if title else "")
+        parts.append(f"{head}:\n{text}")
+    return "\n\n".join(parts)
+
+
+def questioner(
+    task: str, documents: str, memory: Sequence[Mapping[str, Any]], *, structured: bool, target_letter: str | None
+) -> str:
+    parts = [
+        "You write exam questions that test careful reading of long documents.",
+        "",
+        "<documents>",
+        documents,
+        "</documents>",
+        "",
+        "Task: " + _TASK_BRIEF[task],
+    ]
+    if memory:
+        parts += [
+            "",
+            "Questions already asked about these documents (with their answers):",
+            "",
+            examples_text(task, memory),
+            "",
+            "Propose ONE new question that is clearly harder than every example above and "
+            "different from them: it should need more documents, more steps or subtler evidence. "
+            "Do not repeat or rephrase an example.",
+        ]
+    else:
+        parts += ["", "Propose ONE question."]
+    if structured:
+        parts += [
+            "",
+            "Reply with a single JSON object: an optional \"reasoning\" field first (brief), "
+            f"then the fields {TASK_FORMAT[task]}",
+        ]
+    else:
+        parts += [
+            "",
+            "First reason step by step about which facts to combine. Then give the result as a "
+            "fenced json block:",
+            "```json",
+            TASK_FORMAT[task],
+            "```",
+        ]
+    return "\n".join(parts)
+
+
+def responder(task: str, documents: str, question: str, options: Mapping[str, str] | None) -> str:
+    return "\n".join([
+        "Read the documents and answer the question.",
+        "",
+        "<documents>",
+        documents,
+        "</documents>",
+        "",
+        question_text(task, question, options),
+        "",
+        "Think step by step, citing the facts you use. " + _ANSWER_ENDING[task],
+    ])
+
+
+def verifier(
+    task: str, question: str, options: Mapping[str, str] | None, answer: str | None, reference: str, *, structured: bool
+) -> str:
+    ref = reference
+    if task == "doc_mc" and options and reference in options:
+        ref = f"({reference}) {options[reference]}"
+    shown = answer if answer else "(no answer given)"
+    body = [
+        "Judge whether a candidate answer to a question is equivalent to the reference answer.",
+        "Equivalent means the same entity, value or choice, allowing different wording, units "
+        "or formatting; a candidate that adds a wrong claim or hedges between options is not "
+        "equivalent.",
+        "",
+        f"Question: {question_text(task, question, options)}",
+        "",
+        f"Candidate answer: {shown}",
+        f"Reference answer: {ref}",
+        "",
+    ]
+    if structured:
+        body.append(
+            'Reply with a JSON object {"explanation": "<one or two sentences>", '
+            '"decision": "YES" or "NO"}.'
+        )
+    else:
+        body.append(
+            "Explain briefly, then end with [[YES]] if they are equivalent or [[NO]] if not. "
+            "Write exactly one of the two."
+        )
+    return "\n".join(body)
