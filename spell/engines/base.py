@@ -24,12 +24,19 @@ class SamplingParams:
         return self.temperature <= 0.0
 
 
+def logprob_temperature(sampling_temperature: float) -> float:
+    """The temperature log-probabilities are taken at, by the engine that records them and the
+    trainer that recomputes them: the sampling temperature (1 for greedy decoding, which has no
+    distribution to temper)."""
+    return float(sampling_temperature) if sampling_temperature > 0 else 1.0
+
+
 @dataclass
 class Completion:
     text: str
     token_ids: list[int]
-    # Log-probability of each sampled token under the policy's own distribution (before any
-    # grammar mask), one per token id.
+    # Log-probability of each sampled token under the policy's distribution at the sampling
+    # temperature (before top-p and any grammar mask), one per token id.
     logprobs: list[float]
     finish_reason: str  # "stop" (EOS / stop token) or "length" (hit max_new_tokens)
     prompt_tokens: int = 0

@@ -6,11 +6,11 @@ the expensive part is pre-filling that prompt. This engine pre-fills each prompt
 from it: measured 4.1x faster than plain batched `generate` for 8 x 32 tokens after a 2K prompt
 (ENVIRONMENT.md; bench/shared_prefix.py), with identical greedy outputs.
 
-Log-probabilities: for every sampled token the engine records log softmax(raw logits) of the
-model, i.e. the policy's distribution at temperature 1, before temperature, top-p and any grammar
-mask. That is the quantity the trainer recomputes (spell/trainers/logprobs.py), so the two agree
-up to floating point; it is not the probability of the (tempered, truncated, masked) sampling
-distribution the token was actually drawn from.
+Log-probabilities: for every sampled token the engine records log softmax(logits / T) of the
+model, T the sampling temperature (1 for greedy decoding): the tempered distribution the token was
+drawn from, before top-p and any grammar mask. That is the quantity the trainer recomputes
+(spell/trainers/logprobs.py with TrainerSettings.temperature), as verl and TRL do, so the two agree
+up to floating point and the PPO ratio starts at 1.
 
 A completion that stops keeps its stop token (EOS / <|im_end|>) as the last of `token_ids` (with
 its log-probability: the policy chose to stop, and training should see that); `text` is decoded
@@ -29,26 +29,31 @@ import torch
 import transformers
 from transformers import DynamicCache, GenerationConfig
 
-from spell.engines.base import Completion, EngineStats, SamplingParams
+from spell.engines.base import Completion, EngineStats, SamplingParams, logprob_temperature
 from spell.engines.sampling import NucleusSampler
 
 
 class _LogprobRecorder(transformers.LogitsProcessor):
-    """Records log p(sampled token) under the unprocessed model distribution.
+    """Records log p(sampled token) under the model's distribution at `temperature` (no top-p,
+    no grammar mask).
 
     It must be the first processor: `generate` calls it with the raw logits of step t, and the
     token sampled at step t only shows up in `input_ids` at step t+1; so it keeps one step of
     log-probabilities ([batch, vocab]) and gathers the previous token each call. The last step is
     gathered by `finish` from the final sequences."""
 
-    def __init__(self) -> None:
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = temperature
         self._pending: torch.Tensor | None = None
         self.steps: list[torch.Tensor] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._pending is not None:
             self.steps.append(self._gather(input_ids[:, -1]))
-        self._pending = torch.log_softmax(scores.float(), dim=-1)
+        logits = scores.float()
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        self._pending = torch.log_softmax(logits, dim=-1)
         return scores
 
     def _gather(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -186,7 +191,7 @@ class HFEngine:
         if room <= 0:
             raise ValueError(f"prompt of {width} tokens leaves no room under the model's {self.max_positions} positions")
         max_new = min(sampling.max_new_tokens, room)
-        recorder = _LogprobRecorder()
+        recorder = _LogprobRecorder(logprob_temperature(sampling.temperature))
         processors: list[Any] = [recorder]
         if sampling.json_schema is not None:
             processors.append(self._schema_compiler().logits_processor(sampling.json_schema))

@@ -21,6 +21,7 @@ from typing import Any, ContextManager, Protocol, Sequence
 
 import torch
 
+from spell.engines.base import logprob_temperature
 from spell.trainers.logprobs import TokenLogprobs, token_logprobs
 
 OPTIMIZER_FILE = "optimizer.pt"
@@ -88,6 +89,10 @@ class TrainerSettings:
     # ... up to this many tokens a row: the row's attention mask is rows x L x L, and attention
     # under an explicit mask computes all of it, so long contexts keep one sequence per row.
     shared_row_max_tokens: int = 8192
+    # Log-probabilities (and entropy) of the tempered distribution, softmax(logits / T), T the
+    # sampling temperature: the distribution the rollouts were drawn from (before top-p), as verl
+    # and TRL compute them. The engine records the same quantity, so the ratio starts at 1.
+    temperature: float = 1.0
 
     @classmethod
     def from_run_config(cls, cfg: Any, pad_token_id: int = 0) -> "TrainerSettings":
@@ -107,6 +112,7 @@ class TrainerSettings:
             zero_stage=cfg.trainer.zero_stage,
             seed=getattr(getattr(cfg, "run", None), "seed", 0) or 0,
             share_prefix=bool(getattr(cfg.trainer, "share_prefix", True)),
+            temperature=logprob_temperature(cfg.sampling.temperature),
         )
 
 
@@ -257,12 +263,15 @@ def collate(batch: Sequence[TrainSequence], rows: Sequence[int] | Sequence[Seque
     return MicroBatch(input_ids, attention, response, old, advantages, ref, indices, spans, positions, segments, predictors)
 
 
-def score(model: Any, micro: MicroBatch, chunk_size: int, with_entropy: bool = False) -> TokenLogprobs:
-    """Log-probabilities (and entropy) of a micro-batch's response tokens under `model`."""
+def score(
+    model: Any, micro: MicroBatch, chunk_size: int, with_entropy: bool = False, temperature: float = 1.0,
+) -> TokenLogprobs:
+    """Log-probabilities (and entropy) of a micro-batch's response tokens under `model`, at
+    `temperature`."""
     return token_logprobs(
         model, micro.input_ids, micro.attention_mask, micro.response_mask, chunk_size=chunk_size,
-        with_entropy=with_entropy, position_ids=micro.position_ids, segments=micro.segments,
-        predictors=micro.predictors,
+        with_entropy=with_entropy, temperature=temperature, position_ids=micro.position_ids,
+        segments=micro.segments, predictors=micro.predictors,
     )
 
 
@@ -273,7 +282,7 @@ def sequence_logprobs(
     """Each sequence's response-token log-probabilities under `model`, without gradient."""
     out: list[list[float]] = [[] for _ in batch]
     for micro in micro_batches(batch, settings, share_prefix):
-        scored = score(model, micro.to(device), settings.logprob_chunk_tokens)
+        scored = score(model, micro.to(device), settings.logprob_chunk_tokens, temperature=settings.temperature)
         for index, values in micro.logprobs_of(scored.logprobs).items():
             out[index] = values
     return out
@@ -395,7 +404,8 @@ class PolicyTrainer(ABC):
         return micro.response_tokens / total_tokens
 
     def _micro_loss(self, micro: MicroBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        scored = score(self.model, micro, self.settings.logprob_chunk_tokens, self.settings.compute_entropy)
+        scored = score(self.model, micro, self.settings.logprob_chunk_tokens, self.settings.compute_entropy,
+                       temperature=self.settings.temperature)
         return self.loss_fn(
             scored.logprobs,
             micro.old_logprobs,

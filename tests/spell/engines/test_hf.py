@@ -1,5 +1,5 @@
 """The HF rollout engine on the tiny random model: prefix sharing changes nothing but speed,
-log-probabilities are the policy's, seeds reproduce, stops and lengths are reported."""
+log-probabilities are the tempered policy's, seeds reproduce, stops and lengths are reported."""
 
 from __future__ import annotations
 
@@ -47,17 +47,29 @@ def test_prefix_sharing_gives_the_same_greedy_outputs(tiny, prompts):
     assert shared[1][0].prompt_tokens == len(prompts[1])
 
 
-def test_logprobs_are_the_policy_temperature_one_logprobs(tiny, prompts):
+def test_logprobs_are_those_of_the_tempered_policy(tiny, prompts):
+    # Sampled at T = 0.7: the recorded log-probability is log softmax(logits / 0.7) of the sampled
+    # token (before top-p), the distribution the trainer recomputes (verl and TRL alike).
     model, tokenizer = tiny
     sampling = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=8, seed=5)
     completion = HFEngine(model, tokenizer).generate([prompts[0]], 2, sampling)[0][1]
     ids = torch.tensor([prompts[0] + completion.token_ids])
     with torch.no_grad():
-        log_probs = torch.log_softmax(model(ids).logits.float()[0], dim=-1)
+        logits = model(ids).logits.float()[0]
     start = len(prompts[0])
-    expected = [float(log_probs[start - 1 + i, t]) for i, t in enumerate(completion.token_ids)]
+    tempered = torch.log_softmax(logits / 0.7, dim=-1)
+    expected = [float(tempered[start - 1 + i, t]) for i, t in enumerate(completion.token_ids)]
     assert len(completion.logprobs) == len(completion.token_ids) == 8
     assert completion.logprobs == pytest.approx(expected, abs=1e-4)
+    raw = torch.log_softmax(logits, dim=-1)
+    untempered = [float(raw[start - 1 + i, t]) for i, t in enumerate(completion.token_ids)]
+    assert completion.logprobs != pytest.approx(untempered, abs=1e-3)
+    # greedy decoding has no temperature: the model's own distribution
+    greedy = HFEngine(model, tokenizer).generate([prompts[0]], 1, SamplingParams(temperature=0.0, max_new_tokens=4))[0][0]
+    ids = torch.tensor([prompts[0] + greedy.token_ids])
+    with torch.no_grad():
+        raw = torch.log_softmax(model(ids).logits.float()[0], dim=-1)
+    assert greedy.logprobs == pytest.approx([float(raw[start - 1 + i, t]) for i, t in enumerate(greedy.token_ids)], abs=1e-4)
 
 
 def test_same_seed_same_samples_and_the_global_rng_is_untouched(tiny, prompts):

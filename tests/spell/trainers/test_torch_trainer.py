@@ -93,6 +93,31 @@ def test_loss_matches_a_hand_computation(model_path):
     assert metrics["loss"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_logprobs_are_taken_at_the_sampling_temperature(model_path):
+    # TrainerSettings.temperature (the sampling temperature) tempers the logits before the
+    # log-softmax, in the old / reference log-probs and in the loss: the engine records the same.
+    trainer = fresh_trainer(model_path, temperature=0.7)
+    seq = toy_batch()[2]
+    (logprobs,) = trainer.compute_logprobs([seq])
+    ids = torch.tensor([seq.prompt_ids + seq.response_ids])
+    with torch.no_grad():
+        tempered = torch.log_softmax(trainer.model(ids).logits.float()[0] / 0.7, dim=-1)
+    p = len(seq.prompt_ids)
+    expected = [float(tempered[p - 1 + i, t]) for i, t in enumerate(seq.response_ids)]
+    assert logprobs == pytest.approx(expected, abs=1e-5)
+    (plain,) = fresh_trainer(model_path).compute_logprobs([seq])
+    assert plain != pytest.approx(expected, abs=1e-3)
+
+
+def test_settings_from_a_run_config_take_its_sampling_temperature():
+    from spell.config import preset, with_overrides
+
+    assert TrainerSettings.from_run_config(preset("paper-7b")).temperature == 0.7
+    assert TrainerSettings.from_run_config(preset("cpu-demo")).temperature == 0.7
+    greedy = with_overrides(preset("cpu-demo"), {"sampling.temperature": 0.0})
+    assert TrainerSettings.from_run_config(greedy).temperature == 1.0
+
+
 def test_gradient_checkpointing_gives_the_same_step(model_path):
     plain = fresh_trainer(model_path)
     checkpointed = fresh_trainer(model_path, gradient_checkpointing=True)
