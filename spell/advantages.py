@@ -1,8 +1,12 @@
 """Advantages (SPELL.md, "Advantages").
 
 Responder and verifier: (r - mean) / (std + 1e-6) within each group of G. Questioner: its reward
-z-scored across the batch's questioner samples of the same task. `std` is the POPULATION standard
-deviation (divide by n, not n - 1).
+z-scored across the batch's questioner samples of the same task.
+
+`std` is the UNBIASED standard deviation by default (divide by n - 1: torch.std, what the
+release's verl computes), or the population one (divide by n) with `unbiased=False`. The unbiased
+std of a single value is undefined (torch gives NaN); here it is 0, so a group of one gets
+advantage 0, like any constant group.
 """
 
 from __future__ import annotations
@@ -22,17 +26,26 @@ def population_std(values: Sequence[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / n)
 
 
-def group_zscore(rewards: Sequence[float], eps: float = EPS) -> list[float]:
-    """(r - mean) / (population std + eps) over one group; all zeros for a constant group."""
+def sample_std(values: Sequence[float]) -> float:
+    """The unbiased (n - 1) standard deviation; 0 for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def group_zscore(rewards: Sequence[float], eps: float = EPS, *, unbiased: bool = True) -> list[float]:
+    """(r - mean) / (std + eps) over one group; all zeros for a constant group."""
     if not rewards:
         return []
     mean = sum(rewards) / len(rewards)
-    std = population_std(rewards)
+    std = sample_std(rewards) if unbiased else population_std(rewards)
     return [(r - mean) / (std + eps) for r in rewards]
 
 
 def per_key_zscore(
-    rewards: Sequence[float], keys: Sequence[Hashable], eps: float = EPS
+    rewards: Sequence[float], keys: Sequence[Hashable], eps: float = EPS, *, unbiased: bool = True
 ) -> list[float]:
     """z-score each reward among those with the same key (e.g. the task), order kept."""
     if len(rewards) != len(keys):
@@ -42,13 +55,13 @@ def per_key_zscore(
         by_key[k].append(i)
     out = [0.0] * len(rewards)
     for idx in by_key.values():
-        for i, a in zip(idx, group_zscore([rewards[i] for i in idx], eps)):
+        for i, a in zip(idx, group_zscore([rewards[i] for i in idx], eps, unbiased=unbiased)):
             out[i] = a
     return out
 
 
 def questioner_advantages(
-    rewards: Sequence[float], tasks: Sequence[str], eps: float = EPS
+    rewards: Sequence[float], tasks: Sequence[str], eps: float = EPS, *, unbiased: bool = True
 ) -> list[float]:
     """The questioner's advantages: rewards z-scored per task across the batch."""
-    return per_key_zscore(rewards, tasks, eps)
+    return per_key_zscore(rewards, tasks, eps, unbiased=unbiased)

@@ -7,7 +7,7 @@ The engine step fills the records below; these functions only choose which of th
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -115,6 +115,47 @@ class UpdateBatch:
         return not self.responder
 
 
+def verifier_quota(
+    eligible: int, responder_rollouts: int, *, rule: str = "fixed", share: float = 0.125, samples: int = 8,
+) -> int:
+    """How many eligible verifier groups go into the update batch.
+
+    fixed (the release): int(responder_rollouts x share / samples), e.g. int(128 x 8 x 0.125 / 8)
+    = 16, and none at all when fewer groups than that are eligible (or the count is 0);
+    share: round(share x eligible), at least one when any is eligible and the share is positive.
+    """
+    if eligible <= 0 or share <= 0:
+        return 0
+    if rule == "fixed":
+        k = int(responder_rollouts * share / samples)
+        return k if 0 < k <= eligible else 0
+    if rule == "share":
+        return min(eligible, max(1, round(share * eligible)))
+    raise ValueError(f"unknown verifier batch rule {rule!r} (choices: fixed, share)")
+
+
+def sample_bad_questions(
+    good: Sequence[QuestionRecord], questions: Sequence[QuestionRecord], rng: random.Random, bad_ratio: float,
+) -> list[QuestionRecord]:
+    """The "bad" questioner samples (format error, ungrounded, zero variance), stratified by task
+    as the release draws them: tasks in order of their good count (most first), int(bad_ratio x
+    good of the task) each, drawn at random from that task's bad ones; a task with too few hands
+    its shortfall on to the next task."""
+    good_per_task = Counter(q.task for q in good)
+    bad_pool: dict[str, list[QuestionRecord]] = defaultdict(list)
+    for q in questions:
+        if q.status in BAD_STATES:
+            bad_pool[q.task].append(q)
+    chosen: list[QuestionRecord] = []
+    carry = 0
+    for task, n_good in good_per_task.most_common():
+        want = int(bad_ratio * n_good) + carry
+        pool = bad_pool.get(task, [])
+        carry = max(0, want - len(pool))
+        chosen.extend(rng.sample(pool, min(want, len(pool))))
+    return chosen
+
+
 def build_update_batch(
     kept: Sequence[ResponderGroup],
     questions: Sequence[QuestionRecord],
@@ -123,42 +164,33 @@ def build_update_batch(
     *,
     bad_ratio: float = 1.0,
     verifier_share: float = 0.125,
+    verifier_rule: str = "fixed",
+    verifier_samples: int = 8,
     train_questioner: bool = True,
+    train_verifier: bool = True,
 ) -> UpdateBatch:
     """The role-balanced update batch.
 
     - responder: the kept groups (B x G rollouts);
-    - questioner "good": the questions behind the kept groups; "bad": per task,
-      round(bad_ratio x good of that task) drawn at random from that task's format-error,
-      ungrounded and zero-variance questions (all of them when fewer exist);
-    - verifier: round(verifier_share x eligible) eligible groups at random (at least one when any
-      is eligible and the share is positive); none when none is eligible.
-    All questioner samples are left out when `train_questioner` is off (ablation).
+    - questioner "good": the questions behind the kept groups; "bad": `sample_bad_questions`;
+    - verifier: `verifier_quota` eligible groups drawn at random; none when none is eligible.
+    All questioner samples are left out when `train_questioner` is off (ablation), all verifier
+    samples when `train_verifier` is off (an external judge's samples are not the policy's).
     """
     responder = list(kept)
     good = [g.question for g in responder]
     questioner: list[QuestionRecord] = []
     n_bad = 0
     if train_questioner and good:
-        questioner.extend(good)
-        good_per_task: dict[str, int] = defaultdict(int)
-        for q in good:
-            good_per_task[q.task] += 1
-        bad_pool: dict[str, list[QuestionRecord]] = defaultdict(list)
-        for q in questions:
-            if q.status in BAD_STATES:
-                bad_pool[q.task].append(q)
-        for task in sorted(good_per_task):
-            want = round(bad_ratio * good_per_task[task])
-            pool = bad_pool.get(task, [])
-            chosen = rng.sample(pool, min(want, len(pool)))
-            questioner.extend(chosen)
-            n_bad += len(chosen)
+        bad = sample_bad_questions(good, questions, rng, bad_ratio)
+        questioner = good + bad
+        n_bad = len(bad)
 
     eligible = [v for v in verifier_groups if v.eligible]
     verifier: list[VerifierGroup] = []
-    if eligible and verifier_share > 0 and responder:
-        k = min(len(eligible), max(1, round(verifier_share * len(eligible))))
+    if train_verifier and responder:
+        rollouts = sum(len(g.rewards) for g in responder)
+        k = verifier_quota(len(eligible), rollouts, rule=verifier_rule, share=verifier_share, samples=verifier_samples)
         verifier = rng.sample(eligible, k)
 
     return UpdateBatch(

@@ -1,4 +1,4 @@
-"""The clipped policy-gradient loss of one role (SPELL.md, "Loss"); the step sums the roles'.
+"""The clipped policy-gradient loss (SPELL.md, "Loss") over the update batch of all roles.
 
 Inputs are per-token tensors of shape [N, T] (N sequences, T response positions) and a 0/1 mask
 of the response tokens; advantages are per sequence [N] or per token [N, T].
@@ -68,10 +68,15 @@ def policy_loss(
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
     denominator: float | None = None,
+    dual_clip: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """PPO-clip: per token max(-A r, -A clip(r, 1-eps, 1+eps)) with r = exp(logp - old_logp),
     aggregated, plus kl_coef x KL (needs ref_logprobs) minus entropy_coef x entropy (needs the
-    per-token `entropy`). Returns (loss, metrics of plain floats)."""
+    per-token `entropy`). Returns (loss, metrics of plain floats).
+
+    `dual_clip` c > 1 (verl's clip_ratio_c, 3 in the release) bounds the per-token loss of a
+    negative advantage by -A x c: a token whose ratio ran far above 1 cannot push the loss up
+    without limit. On-policy (ratio 1) it never binds."""
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(-1).expand_as(logprobs)
     advantages = advantages.to(logprobs.dtype)
@@ -81,6 +86,12 @@ def policy_loss(
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
     per_token = torch.maximum(unclipped, clipped)
+    dual_bound = None
+    if dual_clip > 0:
+        if dual_clip <= 1:
+            raise ValueError(f"dual_clip must be > 1 (got {dual_clip})")
+        dual_bound = -advantages * dual_clip
+        per_token = torch.where(advantages < 0, torch.minimum(per_token, dual_bound), per_token)
     pg_loss = aggregate(per_token, mask, aggregation, denominator)
     loss = pg_loss
 
@@ -89,6 +100,9 @@ def policy_loss(
         metrics: dict[str, Any] = {
             "pg_loss": float(pg_loss.detach()),
             "clip_fraction": float(((clipped > unclipped).to(mask.dtype) * mask).sum() / n_tokens),
+            "dual_clip_fraction": 0.0 if dual_bound is None else float(
+                (((torch.maximum(unclipped, clipped) > dual_bound) & (advantages < 0)).to(mask.dtype) * mask).sum() / n_tokens
+            ),
             "ratio_mean": float((ratio * mask).sum() / n_tokens),
             "approx_kl_old": float(((-log_ratio) * mask).sum() / n_tokens),
             "tokens": float(mask.sum()),

@@ -1,5 +1,7 @@
 import random
 
+import pytest
+
 from spell.batch import (
     FORMAT_ERROR,
     UNGROUNDED,
@@ -11,6 +13,8 @@ from spell.batch import (
     VerifierGroup,
     build_update_batch,
     has_variance,
+    sample_bad_questions,
+    verifier_quota,
 )
 
 
@@ -63,7 +67,7 @@ def test_update_batch_balances_roles():
         q("doc_mc", "dropped", "dr"),  # dropped: never trained on
     ]
     verifier = [vgroup(True, f"v{i}") for i in range(16)] + [vgroup(False, "no")]
-    batch = build_update_batch(kept, bad, verifier, random.Random(0))
+    batch = build_update_batch(kept, bad, verifier, random.Random(0), verifier_rule="share")
     assert batch.responder == kept
     names = [r.question for r in batch.questioner]
     assert names[:3] == ["m1", "m2", "x1"]
@@ -87,19 +91,63 @@ def test_update_batch_is_reproducible_with_a_seeded_rng():
     kept = [group("doc_mc", [0, 1], f"m{i}") for i in range(4)]
     bad = [q("doc_mc", FORMAT_ERROR, f"b{i}") for i in range(10)]
     v = [vgroup(True, f"v{i}") for i in range(40)]
-    a = build_update_batch(kept, bad, v, random.Random(7))
-    b = build_update_batch(kept, bad, v, random.Random(7))
+    a = build_update_batch(kept, bad, v, random.Random(7), verifier_rule="share")
+    b = build_update_batch(kept, bad, v, random.Random(7), verifier_rule="share")
     assert [x.question for x in a.questioner] == [x.question for x in b.questioner]
     assert [x.question.question for x in a.verifier] == [x.question.question for x in b.verifier]
     assert len(a.verifier) == 5  # round(0.125 * 40)
 
 
 def test_no_eligible_verifier_groups_leaves_the_verifier_out():
-    batch = build_update_batch([group("doc_mc", [0, 1])], [], [vgroup(False)], random.Random(0))
-    assert batch.verifier == []
-    # a few eligible: at least one
-    batch = build_update_batch([group("doc_mc", [0, 1])], [], [vgroup(True)], random.Random(0))
+    for rule in ("fixed", "share"):
+        batch = build_update_batch([group("doc_mc", [0, 1])], [], [vgroup(False)], random.Random(0), verifier_rule=rule)
+        assert batch.verifier == []
+    # share: a few eligible give at least one
+    batch = build_update_batch([group("doc_mc", [0, 1])], [], [vgroup(True)], random.Random(0), verifier_rule="share")
     assert len(batch.verifier) == 1
+
+
+def test_fixed_verifier_quota_is_the_releases():
+    # B = 128 groups x G = 8 rollouts, 12.5%, 8 votes per group: int(1024 x 0.125 / 8) = 16
+    assert verifier_quota(40, 128 * 8, rule="fixed", share=0.125, samples=8) == 16
+    assert verifier_quota(16, 128 * 8, rule="fixed", share=0.125, samples=8) == 16
+    # fewer eligible than the quota: the verifier sits this update out (not "all 15")
+    assert verifier_quota(15, 128 * 8, rule="fixed", share=0.125, samples=8) == 0
+    # 100 groups found before the generation-batch cap: int(800 x 0.125 / 8) = int(12.5) = 12
+    assert verifier_quota(40, 100 * 8, rule="fixed", share=0.125, samples=8) == 12
+    # cpu-demo's numbers: int(3 x 4 x 0.125 / 4) = int(0.375) = 0 -> never any
+    assert verifier_quota(12, 3 * 4, rule="fixed", share=0.125, samples=4) == 0
+    # share: round(0.5 x 5) = round(2.5) = 2 (banker's rounding), at least one, at most all
+    assert verifier_quota(5, 12, rule="share", share=0.5, samples=4) == 2
+    assert verifier_quota(1, 12, rule="share", share=0.125, samples=4) == 1
+    assert verifier_quota(0, 12, rule="share", share=0.5, samples=4) == 0
+    with pytest.raises(ValueError):
+        verifier_quota(1, 12, rule="most")
+
+
+def test_the_update_batch_takes_the_fixed_quota_at_random():
+    kept = [group("doc_mc", [0, 1] * 4, f"m{i}") for i in range(16)]  # 16 groups x 8 rollouts
+    eligible = [vgroup(True, f"v{i}") for i in range(5)] + [vgroup(False, "no")]
+    # int(128 x 0.125 / 8) = 2 groups of the 5 eligible
+    batch = build_update_batch(kept, [], eligible, random.Random(3), verifier_samples=8)
+    assert len(batch.verifier) == 2 and all(v.eligible for v in batch.verifier)
+    assert batch.counts["verifier_eligible"] == 5 and batch.counts["verifier_groups"] == 2
+    # an external judge's groups are never trained
+    judged = build_update_batch(kept, [], eligible, random.Random(3), verifier_samples=8, train_verifier=False)
+    assert judged.verifier == [] and judged.counts["verifier_eligible"] == 5
+
+
+def test_bad_questions_pass_a_shortfall_on_to_the_next_task():
+    good = [q("doc_mc", name="g1"), q("doc_mc", name="g2"), q("doc_mc", name="g3"), q("docmath_qa", name="g4")]
+    bad = [q("doc_mc", FORMAT_ERROR, "bm1")] + [q("docmath_qa", UNGROUNDED, f"bx{i}") for i in range(5)]
+    # doc_mc (3 good, first: most good) wants 3, has 1 -> short by 2; docmath_qa wants 1 + 2 = 3
+    chosen = sample_bad_questions(good, bad, random.Random(0), 1.0)
+    names = [c.question for c in chosen]
+    assert names[0] == "bm1" and len(names) == 4
+    assert sum(n.startswith("bx") for n in names) == 3
+    # int(), not round(): 0.5 x 3 = 1.5 -> 1 for doc_mc, 0.5 x 1 = 0.5 -> 0 for docmath_qa
+    half = sample_bad_questions(good, bad, random.Random(0), 0.5)
+    assert [c.task for c in half] == ["doc_mc"]
 
 
 def test_no_varied_group_means_an_empty_update():

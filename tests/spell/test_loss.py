@@ -101,3 +101,25 @@ def test_default_loss_has_no_kl_or_entropy_term():
     loss, m = policy_loss(logp, logp.detach(), torch.tensor([1.0]), torch.ones(1, 1))
     assert loss.item() == pytest.approx(-1.0)
     assert "kl" not in m and "entropy" not in m
+
+
+def test_dual_clip_bounds_the_loss_of_a_negative_advantage_hand_computed():
+    # ratio e^1.5 = 4.4817 > c = 3, A = -1: PPO-clip alone gives max(4.4817, 1.2) = 4.4817; the
+    # dual clip bounds it at -A x c = 3 (no gradient through the bound)
+    logp = torch.tensor([[1.5]], requires_grad=True)
+    old = torch.zeros(1, 1)
+    loss, m = policy_loss(logp, old, torch.tensor([-1.0]), torch.ones(1, 1), clip=0.2, dual_clip=3.0)
+    loss.backward()
+    assert loss.item() == pytest.approx(3.0)
+    assert logp.grad.item() == 0.0
+    assert m["dual_clip_fraction"] == 1.0
+    off, _ = policy_loss(logp.detach(), old, torch.tensor([-1.0]), torch.ones(1, 1), clip=0.2)
+    assert off.item() == pytest.approx(math.exp(1.5))
+    # below the bound (ratio e^0.5 = 1.6487 < 3) and for a positive advantage it changes nothing
+    for lp, adv in ((0.5, -1.0), (1.5, 1.0)):
+        x = torch.tensor([[lp]])
+        a, _ = policy_loss(x, old, torch.tensor([adv]), torch.ones(1, 1), dual_clip=3.0)
+        b, _ = policy_loss(x, old, torch.tensor([adv]), torch.ones(1, 1))
+        assert a.item() == pytest.approx(b.item())
+    with pytest.raises(ValueError):
+        policy_loss(x, old, torch.tensor([1.0]), torch.ones(1, 1), dual_clip=0.9)
