@@ -1,7 +1,8 @@
 """Run configuration: one typed dataclass tree holding every knob of SPELL (see SPELL.md).
 
-The defaults are the paper's setting (`preset("paper-7b")` equals `RunConfig()`); `cpu-demo` is the
-small preset for SmolLM2-135M on a CPU. Every field carries a help string (and, for enumerated
+The defaults are the paper's setting and its release's (`preset("paper-7b")` equals `RunConfig()`;
+docs/fidelity.md says where and why they differ); `cpu-demo` is the small preset for SmolLM2-135M
+on a CPU: overrides on the defaults, setting every knob it needs otherwise explicitly. Every field carries a help string (and, for enumerated
 strings, its allowed choices) in its metadata, so the web form can render each knob from
 `describe_fields()`.
 
@@ -95,7 +96,8 @@ class TasksConfig:
 @dataclass
 class SelfPlayConfig:
     questions_per_task: int = knob(
-        64, "Questioner prompts per task in one generation batch."
+        160,
+        "Questioner prompts per task in one generation batch (release: 480 prompts, 160 per task).",
     )
     group_size: int = knob(8, "G: responder rollouts per question (paper: 8).")
     verifier_samples: int = knob(8, "Verifier judgments per responder rollout (paper: 8).")
@@ -106,7 +108,18 @@ class SelfPlayConfig:
         10, "At most this many generation batches per step while collecting B groups (paper: 10)."
     )
     verifier_share: float = knob(
-        0.125, "Share of eligible verifier groups put into the update batch (paper: 12.5%)."
+        0.125,
+        "Verifier share of the update batch (paper: 12.5%): with verifier_batch = fixed, "
+        "int(responder rollouts x share / verifier_samples) groups; with share, this share of the "
+        "eligible groups.",
+    )
+    verifier_batch: str = knob(
+        "fixed",
+        "How many eligible verifier groups train: fixed = int(responder rollouts x verifier_share / "
+        "verifier_samples) drawn at random, none when fewer are eligible (release: 16 at B=128, "
+        "G=8); share = round(verifier_share x eligible groups), at least one (for small batches, "
+        "where the fixed count is 0).",
+        choices=("fixed", "share"),
     )
     bad_questioner_ratio: float = knob(
         1.0,
@@ -124,8 +137,24 @@ class SelfPlayConfig:
     verifier_enabled: bool = knob(
         True, "Use the verifier (off: responder reward = rule score; paper ablation)."
     )
+    verifier_model: str = knob(
+        "",
+        "External verifier: a frozen model folder that judges instead of the policy (the paper's "
+        "ablation with a fixed judge); its judgments are not trained. Empty = the policy itself.",
+    )
     train_questioner: bool = knob(
         True, "Update the questioner role (off: paper ablation 'no questioner update')."
+    )
+    mode: str = knob(
+        "spell",
+        "spell = self-play; rlvr = the paper's RLVR baseline: the responder alone, trained with "
+        "rule rewards on the questions of selfplay.rlvr_set.",
+        choices=("spell", "rlvr"),
+    )
+    rlvr_set: str = knob(
+        "",
+        "RLVR baseline: a QA file in an evaluation format (LongBench-v2 JSON, LongBench QA JSON "
+        "lines, DocMath JSON); refused when it is one of eval.sets.",
     )
 
 
@@ -177,7 +206,11 @@ class MemoryConfig:
 
 @dataclass
 class LengthCurriculumConfig:
-    enabled: bool = knob(True, "Grow the maximum context over stages.")
+    enabled: bool = knob(
+        False,
+        "Grow the maximum context over stages (ours, for small models; off: the paper trains at "
+        "sampling.max_prompt_tokens throughout, its history memory growing the context).",
+    )
     stages: list[int] = knob(
         [4096, 8192, 16384], "Maximum context (tokens) of each stage, increasing."
     )
@@ -194,7 +227,24 @@ class SamplingConfig:
     max_response_tokens: int = knob(
         4096, "Longest completion of any role (paper: 4,096; 20K for thinking models)."
     )
-    max_prompt_tokens: int = knob(18432, "Longest prompt (paper: about 18K).")
+    max_prompt_tokens: int = knob(18000, "Longest prompt (release: 18,000 tokens).")
+
+
+@dataclass
+class PromptsConfig:
+    style: str = knob(
+        "release",
+        "Role prompts: release = worded after the release's prompts (standalone questions, "
+        "unlabelled documents, harder-question reasoning types with memory, a verifier that does "
+        "not solve and allows 0.15% numeric tolerance); small = short prompts for small models.",
+        choices=("release", "small"),
+    )
+    strict_record: bool = knob(
+        True,
+        "Read the questioner's record as the release does: the last fenced ```json block that "
+        "parses, else the whole answer; anything else is a format error. Off: also bare or "
+        "embedded JSON objects (structured outputs emit bare JSON).",
+    )
 
 
 @dataclass
@@ -230,6 +280,22 @@ class LossConfig:
         "token-mean: mean over all tokens of the batch (paper); seq-mean: mean per sequence, "
         "then over sequences.",
         choices=("token-mean", "seq-mean"),
+    )
+    per_role_mean: bool = knob(
+        False,
+        "Sum of the three roles' token-means (each role weighs the same whatever its length) "
+        "instead of one token-mean over the whole update batch (release: one token-mean).",
+    )
+    advantage_std: str = knob(
+        "unbiased",
+        "Standard deviation in the group z-scores: unbiased (n - 1, torch.std, the release) or "
+        "population (n; well defined for groups of one or two).",
+        choices=("unbiased", "population"),
+    )
+    dual_clip: float = knob(
+        3.0,
+        "Dual-clip bound c for negative advantages: the per-token loss is at most -A x c "
+        "(release: 3.0); 0 = off. Only matters off-policy (ratio > c).",
     )
     kl_coef: float = knob(0.0, "KL penalty to the reference model (paper: 0 = no reference).")
     kl_estimator: str = knob(
@@ -303,6 +369,7 @@ class RunConfig:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     length_curriculum: LengthCurriculumConfig = field(default_factory=LengthCurriculumConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
     structured: StructuredConfig = field(default_factory=StructuredConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -382,14 +449,28 @@ def preset(name: str) -> RunConfig:
                 "selfplay.verifier_samples": 4,
                 "selfplay.batch_groups": 3,
                 "selfplay.max_generation_batches": 1,
+                # The release's fixed verifier count, int(3 x 4 x 0.125 / 4), is 0 groups here:
+                # half of the eligible groups instead.
                 "selfplay.verifier_share": 0.5,
+                "selfplay.verifier_batch": "share",
                 "memory.new_docs_per_round": 2,
+                # Small models start on short contexts; the stages grow them (ours, not the paper's).
+                "length_curriculum.enabled": True,
                 "length_curriculum.stages": [1536, 2048],
                 "sampling.max_response_tokens": 160,
                 "sampling.max_prompt_tokens": 3072,
+                "prompts.style": "small",
+                # Structured outputs emit a bare JSON object, which the strict reading refuses.
+                "prompts.strict_record": False,
                 "structured.questioner": True,
                 "structured.verifier": True,
                 "optim.lr": 1e-6,
+                # One questioner sample per task: the unbiased std of one sample is undefined (and
+                # over two it scales the advantages by sqrt(2)); the population std is not.
+                "loss.advantage_std": "population",
+                # As before: each role's token-mean counts the same; paper-7b takes the release's
+                # single token-mean over the batch.
+                "loss.per_role_mean": True,
                 "trainer.backend": "torch",
                 "trainer.zero_stage": 0,
                 "trainer.device": "cpu",
@@ -570,6 +651,14 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
     if not (cfg.selfplay.bad_questioner_ratio >= 0) or not math.isfinite(cfg.selfplay.bad_questioner_ratio):
         bad("selfplay.bad_questioner_ratio", f"must be >= 0 (got {cfg.selfplay.bad_questioner_ratio!r})")
     at_least("selfplay.qa_answer_max_tokens", 1)
+    if cfg.selfplay.verifier_model.strip() and not cfg.selfplay.verifier_enabled:
+        bad("selfplay.verifier_model", "an external verifier needs selfplay.verifier_enabled")
+    if cfg.selfplay.mode == "rlvr":
+        rlvr_set = cfg.selfplay.rlvr_set.strip()
+        if not rlvr_set:
+            bad("selfplay.rlvr_set", "the RLVR baseline needs a QA file to train on")
+        elif any(_same_path(rlvr_set, s) for s in cfg.eval.sets):
+            bad("selfplay.rlvr_set", f"{rlvr_set} is one of eval.sets: training on it would score the test set")
     share("selfplay.grounding_threshold")
 
     positive("rewards.sigma")
@@ -592,7 +681,7 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
         bad("length_curriculum.stages", "every stage must be > 0 tokens")
     elif any(b <= a for a, b in zip(stages, stages[1:])):
         bad("length_curriculum.stages", "stages must increase")
-    elif stages[-1] > cfg.sampling.max_prompt_tokens:
+    elif cfg.length_curriculum.enabled and stages[-1] > cfg.sampling.max_prompt_tokens:
         bad(
             "length_curriculum.stages",
             f"last stage {stages[-1]} exceeds sampling.max_prompt_tokens "
@@ -637,6 +726,9 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
     clip = cfg.loss.clip
     if not (0 < clip < 1):
         bad("loss.clip", f"must be in (0, 1) (got {clip!r})")
+    dual = cfg.loss.dual_clip
+    if not (dual == 0 or (1 < dual < 1e6)):
+        bad("loss.dual_clip", f"must be 0 (off) or > 1 (got {dual!r})")
     at_least("loss.kl_coef", 0)
     at_least("loss.entropy_coef", 0)
 
@@ -666,6 +758,14 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
 # ---------------------------------------------------------------------------------------------
 # Internals
 # ---------------------------------------------------------------------------------------------
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same file (lexically, after ~ and ..; no file is read)."""
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return a == b
 
 
 def _raise_all(errors: list[ConfigError]) -> None:

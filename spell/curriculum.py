@@ -96,18 +96,21 @@ class HistoryMemory:
     def select_documents(
         self, task: str, cluster: str, cluster_doc_ids: Sequence[str], rng: random.Random
     ) -> list[str]:
-        """The documents the questioner sees: with an empty memory `docs_per_question` sampled
-        from the cluster; otherwise the union of the remembered questions' documents (in first-
-        seen order) plus `new_docs_per_round` new ones from the rest of the cluster."""
+        """The documents the questioner sees, in the cluster's order (as the release sorts them,
+        so they read in the order the responder sees them): with an empty memory
+        `docs_per_question` sampled from the cluster; otherwise the union of the remembered
+        questions' documents plus `new_docs_per_round` new ones from the rest of the cluster."""
         entries = self.entries(task, cluster)
         ids = list(dict.fromkeys(cluster_doc_ids))
+        order = {d: i for i, d in enumerate(ids)}
         if not entries:
-            return rng.sample(ids, min(self.docs_per_question, len(ids)))
-        in_cluster = set(ids)
-        union = [d for d in dict.fromkeys(d for e in entries for d in e.doc_ids) if d in in_cluster]
-        seen = set(union)
-        rest = [d for d in ids if d not in seen]
-        return union + rng.sample(rest, min(self.new_docs_per_round, len(rest)))
+            chosen = rng.sample(ids, min(self.docs_per_question, len(ids)))
+        else:
+            union = [d for d in dict.fromkeys(d for e in entries for d in e.doc_ids) if d in order]
+            seen = set(union)
+            rest = [d for d in ids if d not in seen]
+            chosen = union + rng.sample(rest, min(self.new_docs_per_round, len(rest)))
+        return sorted(chosen, key=order.__getitem__)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -185,7 +188,8 @@ def fit_responder_documents(
 class LengthCurriculum:
     """Stages of maximum context; promoted when the rolling responder accuracy reaches
     `promote_accuracy` over a full window of `window` steps (the window restarts after a
-    promotion). Disabled: always the last stage."""
+    promotion). Disabled: always the last stage, and the maximum context is `ceiling` (the
+    longest prompt) when given: the paper trains at its full context throughout."""
 
     stages: list[int]
     promote_accuracy: float = 0.6
@@ -193,6 +197,7 @@ class LengthCurriculum:
     enabled: bool = True
     stage: int = 0
     history: list[float] = field(default_factory=list)
+    ceiling: int | None = None
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -203,11 +208,14 @@ class LengthCurriculum:
     @classmethod
     def from_config(cls, cfg: Any) -> LengthCurriculum:
         lc = cfg.length_curriculum
-        return cls(list(lc.stages), lc.promote_accuracy, lc.window, lc.enabled)
+        return cls(list(lc.stages), lc.promote_accuracy, lc.window, lc.enabled,
+                   ceiling=cfg.sampling.max_prompt_tokens)
 
     @property
     def max_context(self) -> int:
-        """The current curriculum stage's maximum context, in tokens."""
+        """The current curriculum stage's maximum context, in tokens (the ceiling when off)."""
+        if not self.enabled and self.ceiling is not None:
+            return self.ceiling
         return self.stages[self.stage]
 
     @property

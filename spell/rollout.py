@@ -63,6 +63,11 @@ class Corpus:
     documents: dict[str, Document]
     clusters: list[Cluster]
 
+    def __post_init__(self) -> None:
+        # Each document's place in its cluster (1-based): the number the small prompts label it
+        # with, the same for the questioner and the responder whatever subset either sees.
+        self._number = {d: i for c in self.clusters for i, d in enumerate(c.doc_ids, 1)}
+
     @property
     def doc_tokens(self) -> dict[str, int]:
         return {d.id: d.tokens for d in self.documents.values()}
@@ -74,7 +79,10 @@ class Corpus:
         return list(self.clusters)
 
     def docs(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        return [{"title": self.documents[i].title, "text": self.documents[i].text} for i in ids]
+        return [
+            {"title": self.documents[i].title, "text": self.documents[i].text, "number": self._number.get(i)}
+            for i in ids
+        ]
 
     @classmethod
     def from_records(cls, records: Sequence[Any], count_tokens) -> "Corpus":
@@ -162,24 +170,39 @@ class Phases:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class Judge:
+    """An external verifier: a frozen model (its own engine and tokenizer) that judges instead of
+    the policy (`selfplay.verifier_model`). Its samples are another model's tokens: never trained."""
+
+    engine: RolloutEngine
+    tokenizer: Any
+
+
 class RolloutRunner:
-    """Runs the generation phases with one engine, tokenizer and config."""
+    """Runs the generation phases with one engine, tokenizer and config (and an external judge)."""
 
     CLUSTER_TRIES = 4
 
-    def __init__(self, engine: RolloutEngine, tokenizer: Any, cfg: Any, corpus: Corpus, model_positions: int):
+    def __init__(
+        self, engine: RolloutEngine, tokenizer: Any, cfg: Any, corpus: Corpus, model_positions: int,
+        judge: Judge | None = None,
+    ):
         self.engine = engine
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.corpus = corpus
+        self.judge = judge
+        self.style = cfg.prompts.style
         # A prompt may use the model's positions less the longest response.
         self.prompt_limit = min(cfg.sampling.max_prompt_tokens, model_positions - cfg.sampling.max_response_tokens)
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def encode(self, messages: list[dict[str, str]]) -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def encode(self, messages: list[dict[str, str]], tokenizer: Any = None) -> list[int]:
+        tokenizer = tokenizer or self.tokenizer
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def sampling(self, seed: int, schema: dict[str, Any] | None = None) -> SamplingParams:
         s = self.cfg.sampling
@@ -187,11 +210,13 @@ class RolloutRunner:
             temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_response_tokens, seed=seed, json_schema=schema
         )
 
-    def _generate(self, phases: Phases, phase: str, prompts_: list[list[int]], n: int, sampling: SamplingParams) -> list[list[Completion]]:
+    def _generate(
+        self, phases: Phases, phase: str, prompts_: list[list[int]], n: int, sampling: SamplingParams, engine: Any = None,
+    ) -> list[list[Completion]]:
         if not prompts_:
             return []
         started = time.monotonic()
-        out = self.engine.generate(prompts_, n, sampling)
+        out = (engine or self.engine).generate(prompts_, n, sampling)
         phases.seconds[phase] += time.monotonic() - started
         phases.generated_tokens += sum(len(c.token_ids) for group in out for c in group)
         return out
@@ -213,6 +238,9 @@ class RolloutRunner:
     ) -> list[Proposal]:
         budget = min(curriculum.max_context, self.prompt_limit)
         structured = self.cfg.structured.questioner
+        # Release style: the letter the correct MC option must have, drawn per prompt to balance
+        # the answer letters (what the release's <correct_answer> placeholder is for).
+        draw_letter = self.style == "release"
         proposals: list[Proposal] = []
         for task, count in self.task_counts().items():
             pending: list[tuple[str, list[str], int, list[int]]] = []
@@ -225,7 +253,11 @@ class RolloutRunner:
                     doc_ids = memory.select_documents(task, cluster.id, cluster.doc_ids, rng)
                     depth = memory.memory_depth(task, cluster.id)
                     examples = memory.examples(task, cluster.id)
-                    ids = self.encode(prompts.questioner_messages(task, self.corpus.docs(doc_ids), examples, structured=structured))
+                    letter = rng.choice(prompts.LETTERS) if draw_letter and task == "doc_mc" else None
+                    ids = self.encode(prompts.questioner_messages(
+                        task, self.corpus.docs(doc_ids), examples, structured=structured, style=self.style,
+                        target_letter=letter,
+                    ))
                     if len(ids) <= budget:
                         pending.append((cluster.id, doc_ids, depth, ids))
                         break
@@ -240,6 +272,7 @@ class RolloutRunner:
                     completion.text,
                     max_answer_tokens=self.cfg.selfplay.qa_answer_max_tokens,
                     count_tokens=lambda s: len(self.tokenizer(s, add_special_tokens=False)["input_ids"]),
+                    strict=self.cfg.prompts.strict_record,
                 )
                 proposals.append(
                     Proposal(task, cluster_id, doc_ids, depth, curriculum.max_context, Rollout(ids, completion), parse)
@@ -254,7 +287,7 @@ class RolloutRunner:
         valid = [p for p in proposals if p.parse.ok]
         if not self.cfg.selfplay.grounding_enabled:
             return
-        ids = [self.encode(prompts.grounding_messages(p.task, p.parse.question, p.parse.options)) for p in valid]
+        ids = [self.encode(prompts.grounding_messages(p.task, p.parse.question, p.parse.options, style=self.style)) for p in valid]
         outputs = self._generate(phases, "grounding", ids, 1, self.sampling(derive_seed(seed, "grounding")))
         for p, prompt_ids, (completion,) in zip(valid, ids, outputs):
             p.grounding = Rollout(prompt_ids, completion)
@@ -273,13 +306,13 @@ class RolloutRunner:
                 continue
             cluster = next(c for c in self.corpus.clusters if c.id == p.cluster)
             # What the prompt costs besides the documents: template, question, instructions.
-            overhead = len(self.encode(prompts.responder_messages(p.task, [], p.parse.question, p.parse.options)))
+            overhead = len(self.encode(prompts.responder_messages(p.task, [], p.parse.question, p.parse.options, style=self.style)))
             # format_documents adds a header line per document: count it with the document.
             per_doc = {d: doc_tokens[d] + 8 for d in cluster.doc_ids}
             kept = fit_responder_documents(p.doc_ids, cluster.doc_ids, per_doc, budget - overhead)
             ids = None
             if kept is not None:
-                ids = self.encode(prompts.responder_messages(p.task, self.corpus.docs(kept), p.parse.question, p.parse.options))
+                ids = self.encode(prompts.responder_messages(p.task, self.corpus.docs(kept), p.parse.question, p.parse.options, style=self.style))
                 if len(ids) > budget:
                     ids = None
             if ids is None:
@@ -300,8 +333,10 @@ class RolloutRunner:
     def verify(self, proposals: list[Proposal], seed: int, phases: Phases) -> None:
         """G verifier judgments per rollout with an answer, then r_res = max(rule, majority).
         A rollout without an extracted answer is not sent to the verifier: its reward is the rule
-        score (0), as for a skipped verifier."""
+        score (0), as for a skipped verifier. With an external judge, the judge's engine and
+        tokenizer judge."""
         cfg = self.cfg
+        tokenizer = self.judge.tokenizer if self.judge else self.tokenizer
         todo: list[tuple[Proposal, Answer, list[int]]] = []
         if cfg.selfplay.verifier_enabled:
             for p in proposals:
@@ -309,13 +344,15 @@ class RolloutRunner:
                     if a.extracted is None:
                         continue
                     messages = prompts.verifier_messages(
-                        p.task, p.parse.question, a.extracted, p.parse.answer, p.parse.options, structured=cfg.structured.verifier
+                        p.task, p.parse.question, a.extracted, p.parse.answer, p.parse.options,
+                        structured=cfg.structured.verifier, style=self.style,
                     )
-                    todo.append((p, a, self.encode(messages)))
+                    todo.append((p, a, self.encode(messages, tokenizer)))
         chars = prompts.text_budget(cfg.sampling.max_response_tokens)
         schema = prompts.verifier_schema(chars) if cfg.structured.verifier else None
         sampling = self.sampling(derive_seed(seed, "verifier"), schema)
-        outputs = self._generate(phases, "verifier", [ids for *_, ids in todo], cfg.selfplay.verifier_samples, sampling)
+        outputs = self._generate(phases, "verifier", [ids for *_, ids in todo], cfg.selfplay.verifier_samples, sampling,
+                                 engine=self.judge.engine if self.judge else None)
         for (p, a, ids), completions in zip(todo, outputs):
             decisions = [parse_verifier(c.text) for c in completions]
             majority = verifier_majority(decisions, rule=cfg.rewards.majority)
@@ -336,6 +373,6 @@ class RolloutRunner:
 
 
 __all__ = [
-    "Answer", "Cluster", "Corpus", "Document", "Judgment", "Phases", "Proposal", "Rollout", "RolloutRunner",
+    "Answer", "Cluster", "Corpus", "Document", "Judge", "Judgment", "Phases", "Proposal", "Rollout", "RolloutRunner",
     "derive_seed", "OK",
 ]

@@ -6,8 +6,8 @@
     role-balanced update batch -> advantages -> one optimizer step -> weight sync -> metrics
 
 The generation phases live in spell/rollout.py; rewards, batch and advantages are small pure
-functions in their own modules. With no varied group the update is skipped, but the step's
-metrics and every sample still go out.
+functions in their own modules, the update in spell/update.py. With no varied group the update
+is skipped, but the step's metrics and every sample still go out.
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ from typing import Any, Callable
 import torch
 
 from spell import batch as batching
-from spell.advantages import group_zscore, questioner_advantages
 from spell.curriculum import HistoryMemory, LengthCurriculum, MemoryEntry
 from spell.parsing import DROPPED, FORMAT_ERROR
 from spell.rewards import questioner_reward, verifier_group_eligible, verifier_judgment_rewards
-from spell.rollout import Corpus, Proposal, Rollout, RolloutRunner, derive_seed
-from spell.trainers.base import TrainSequence, sequence_logprobs
-
-ROLES = ("questioner", "responder", "verifier")
+from spell.rollout import Corpus, Judge, Proposal, RolloutRunner, derive_seed
+from spell.update import ROLES, PolicyUpdate, update_sequences
 
 
 @dataclass
@@ -85,18 +82,19 @@ class SelfPlay:
         ref_model: Any = None,
         recompute_old_logprobs: bool = False,
         sync_weights: Callable[[], None] | None = None,
+        judge: Judge | None = None,
     ):
         self.cfg = cfg
         self.engine = engine
         self.trainer = trainer
         self.tokenizer = tokenizer
-        self.runner = RolloutRunner(engine, tokenizer, cfg, corpus, model_positions)
+        # judge: an external verifier (selfplay.verifier_model); None = the policy judges.
+        self.runner = RolloutRunner(engine, tokenizer, cfg, corpus, model_positions, judge=judge)
         self.state = state or SelfPlayState.from_config(cfg)
-        self.ref_model = ref_model  # only with loss.kl_coef > 0
-        # The HF engine records the very log-probabilities the trainer computes; an engine with
-        # other kernels (vLLM) should have them recomputed by the trainer (verl does the same).
-        self.recompute_old_logprobs = recompute_old_logprobs
-        self._sync = sync_weights or (lambda: engine.sync_weights(trainer.model.state_dict()))
+        self.updater = PolicyUpdate(
+            trainer, ref_model=ref_model, kl_coef=cfg.loss.kl_coef, recompute_old_logprobs=recompute_old_logprobs,
+            sync_weights=sync_weights or (lambda: engine.sync_weights(trainer.model.state_dict())),
+        )
 
     # =============================================================================== the step
 
@@ -141,24 +139,19 @@ class SelfPlay:
         verifier_groups = [v for s in scored for v in s.verifier_groups]
         update = batching.build_update_batch(
             sampler.kept, questions, verifier_groups, rng,
-            bad_ratio=sp.bad_questioner_ratio, verifier_share=sp.verifier_share, train_questioner=sp.train_questioner,
+            bad_ratio=sp.bad_questioner_ratio, verifier_share=sp.verifier_share, verifier_rule=sp.verifier_batch,
+            verifier_samples=sp.verifier_samples, train_questioner=sp.train_questioner,
+            train_verifier=self.runner.judge is None,
         )
 
         times = {"generation": sum(gen_seconds.values()), "logprob": 0.0, "update": 0.0, "weight_sync": 0.0}
         train_metrics: dict[str, float] = {}
         role_counts = {r: 0 for r in ROLES}
         if not update.empty:
-            sequences = self._sequences(update, role_counts)
-            if sequences:
-                t = time.monotonic()
-                self._logprobs(sequences)
-                times["logprob"] = time.monotonic() - t
-                t = time.monotonic()
-                train_metrics = self.trainer.train_step(sequences)
-                times["update"] = time.monotonic() - t
-                t = time.monotonic()
-                self._sync()
-                times["weight_sync"] = time.monotonic() - t
+            sequences, role_counts = update_sequences(
+                update, per_role_mean=cfg.loss.per_role_mean, unbiased_std=cfg.loss.advantage_std == "unbiased",
+            )
+            train_metrics = self.updater.run(sequences, times)
 
         answers = [a for s in scored for a in s.proposal.answers]
         promoted = False
@@ -221,46 +214,6 @@ class SelfPlay:
             entry = MemoryEntry(p.parse.question, p.parse.answer, list(p.doc_ids), p.parse.options, rbar, step)
             self.state.memory.offer(p.task, p.cluster, entry, r_que=record.reward, rbar=rbar)
         return _Scored(p, record, group, verifier_groups, generation_batch)
-
-    # ====================================================================== the update batch
-
-    def _sequences(self, update: batching.UpdateBatch, role_counts: dict[str, int]) -> list[TrainSequence]:
-        """TrainSequences with advantages: group z-scores for responder and verifier, per-task
-        z-scores for the questioner.
-
-        The loss is the SUM of the three roles' token-mean losses. The trainer aggregates one
-        token-mean over the whole batch, and the clipped loss is positively homogeneous in the
-        advantage, so scaling each role's advantages by (all tokens / that role's tokens) turns
-        the one token-mean into the sum of per-role token-means."""
-        per_role: dict[str, list[tuple[Rollout, float]]] = {r: [] for r in ROLES}
-        for g in update.responder:
-            per_role["responder"] += list(zip(g.samples, group_zscore(g.rewards)))
-        qs = update.questioner
-        per_role["questioner"] = list(zip([q.sample for q in qs], questioner_advantages([q.reward for q in qs], [q.task for q in qs])))
-        for v in update.verifier:
-            per_role["verifier"] += list(zip(v.samples, group_zscore(v.rewards)))
-        tokens = {r: sum(len(ro.completion.token_ids) for ro, _ in items) for r, items in per_role.items()}
-        all_tokens = sum(tokens.values())
-        out: list[TrainSequence] = []
-        for role, items in per_role.items():
-            scale = all_tokens / tokens[role] if tokens[role] else 0.0
-            for rollout, advantage in items:
-                c = rollout.completion
-                if not c.token_ids:
-                    continue
-                out.append(TrainSequence(list(rollout.prompt_ids), list(c.token_ids), list(c.logprobs), advantage * scale, role))
-                role_counts[role] += 1
-        return out
-
-    def _logprobs(self, sequences: list[TrainSequence]) -> None:
-        """Old log-probabilities recomputed by the trainer (when asked) and reference
-        log-probabilities (only with a KL penalty)."""
-        if self.recompute_old_logprobs:
-            for seq, lp in zip(sequences, self.trainer.compute_logprobs(sequences)):
-                seq.old_logprobs = lp
-        if self.ref_model is not None and self.cfg.loss.kl_coef > 0:
-            for seq, lp in zip(sequences, _model_logprobs(self.ref_model, sequences, self.trainer.settings)):
-                seq.ref_logprobs = lp
 
     # ====================================================================== metrics
 
@@ -435,13 +388,6 @@ class SelfPlay:
 def _mean(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.fmean(values) if values else None
-
-
-def _model_logprobs(model: Any, sequences: list[TrainSequence], settings: Any) -> list[list[float]]:
-    """Response-token log-probabilities of `sequences` under `model` (the frozen reference)."""
-    attention = getattr(model.config, "_attn_implementation", "sdpa")
-    return sequence_logprobs(model, sequences, settings, next(model.parameters()).device,
-                             share_prefix=settings.share_prefix and attention in ("sdpa", "eager"))
 
 
 def _gpu_memory() -> dict[str, Any]:

@@ -126,6 +126,35 @@ def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int
     return records, positions, checkpoint, eval_sets
 
 
+def _check_ablation_inputs(cfg: RunConfig) -> list[Any] | None:
+    """The inputs only an ablation has, checked before anything is written: the external
+    verifier's model folder, and the RLVR baseline's QA file (returned as items; None when the
+    run is self-play)."""
+    if cfg.selfplay.verifier_model.strip():
+        from spell.models import model_max_positions
+
+        model_max_positions(cfg.selfplay.verifier_model)  # ModelError: missing / unreadable folder
+    if cfg.selfplay.mode != "rlvr":
+        return None
+    from spell.rlvr import read_rlvr_set
+
+    return read_rlvr_set(cfg)
+
+
+def _make_judge(cfg: RunConfig, dtype: Any, device: str) -> Any:
+    """The external verifier (`selfplay.verifier_model`): a frozen model on the HF engine; None
+    when the policy judges itself."""
+    if not cfg.selfplay.verifier_model.strip():
+        return None
+    from spell.engines.hf import HFEngine
+    from spell.models import load_model
+    from spell.rollout import Judge
+
+    model, tokenizer = load_model(cfg.selfplay.verifier_model, dtype=dtype, device=device)
+    model.requires_grad_(False)
+    return Judge(HFEngine(model, tokenizer, device=device, share_prefix=cfg.engine.prefix_caching), tokenizer)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints (spell/checkpoint.py does the files; this is what goes in them)
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +193,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
 
     `make_engine(model, tokenizer, cfg)` replaces the engine (tests wrap the HF engine)."""
     records, positions, checkpoint, eval_sets = _check_inputs(cfg, options)
+    rlvr_items = _check_ablation_inputs(cfg)
     rank, world = _distributed()
     is_main = rank == 0
 
@@ -207,10 +237,16 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         best = saved.extra.get("best")
         if saved.rng:
             ckpt.restore_rng_state(saved.rng)
-    selfplay = SelfPlay(
-        cfg, engine, trainer, tokenizer, corpus, positions, state, ref_model=ref_model,
-        recompute_old_logprobs=cfg.engine.name != "hf",
-    )
+    if rlvr_items is not None:  # the RLVR baseline: the responder alone on a fixed QA file
+        from spell.rlvr import RLVRStep
+
+        selfplay = RLVRStep(cfg, engine, trainer, tokenizer, rlvr_items, positions, state, ref_model=ref_model,
+                            recompute_old_logprobs=cfg.engine.name != "hf")
+    else:
+        selfplay = SelfPlay(
+            cfg, engine, trainer, tokenizer, corpus, positions, state, ref_model=ref_model,
+            recompute_old_logprobs=cfg.engine.name != "hf", judge=_make_judge(cfg, dtype, device),
+        )
 
     out = options.out
     if is_main:
@@ -285,7 +321,7 @@ def _make_trainer(cfg: RunConfig, model: Any, tokenizer: Any, device: str, polic
     settings.compute_entropy = True  # reported every step (the loss uses it only with entropy_coef > 0)
     loss = functools.partial(
         policy_loss, clip=cfg.loss.clip, aggregation=cfg.loss.aggregation, kl_coef=cfg.loss.kl_coef,
-        kl_estimator=cfg.loss.kl_estimator, entropy_coef=cfg.loss.entropy_coef,
+        kl_estimator=cfg.loss.kl_estimator, entropy_coef=cfg.loss.entropy_coef, dual_clip=cfg.loss.dual_clip,
     )
     if cfg.trainer.backend == "deepspeed":
         from spell.trainers.deepspeed_trainer import DeepSpeedTrainer
@@ -353,6 +389,7 @@ def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> tuple[dict[st
     options = EvalOptions(
         k=cfg.eval.samples, max_input_tokens=cfg.eval.max_input_tokens, max_new_tokens=cfg.sampling.max_response_tokens,
         temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, seed=cfg.run.seed,
+        prompt_style=cfg.prompts.style,
     )
     results = evaluate(engine, tokenizer, sets, options)
     events.emit("eval", results, step=step)

@@ -137,3 +137,25 @@ def test_memory_depth_and_stage_are_separate():
     lc.record(1.0)
     assert lc.stage == 1
     assert mem.memory_depth("doc_mc", "c") == 0
+
+
+def test_questioner_documents_come_in_the_clusters_order():
+    # Sampled at random, shown in the cluster's order (as the release sorts them): the responder
+    # sees the same documents in the same order, among the others.
+    mem = HistoryMemory(depth=3, docs_per_question=5, new_docs_per_round=5)
+    rng = random.Random(4)
+    first = mem.select_documents("doc_mc", "c1", CLUSTER, rng)
+    assert first == sorted(first, key=CLUSTER.index)
+    mem.offer("doc_mc", "c1", entry("q0", first), r_que=0.8)
+    second = mem.select_documents("doc_mc", "c1", CLUSTER, rng)
+    assert second == sorted(second, key=CLUSTER.index) and set(first) < set(second)
+
+
+def test_paper_7b_trains_at_its_full_context_throughout():
+    # Off (paper-7b): always the prompt limit, 18,000 tokens, never promoted.
+    lc = LengthCurriculum.from_config(preset("paper-7b"))
+    assert not lc.enabled and lc.max_context == 18000
+    assert not any(lc.record(1.0) for _ in range(10)) and lc.max_context == 18000
+    # On (cpu-demo): its first stage, promoted by the rolling accuracy.
+    small = LengthCurriculum.from_config(preset("cpu-demo"))
+    assert small.enabled and small.max_context == 1536

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 import torch
@@ -155,3 +156,84 @@ def test_a_step_is_a_function_of_seed_and_step(tiny_path):
     strip = lambda m: {k: v for k, v in m.items() if k not in ("time", "throughput")}  # noqa: E731
     assert strip(ra.metrics) == strip(rb.metrics)
     assert [s["response"] for s in ra.samples] == [s["response"] for s in rb.samples]
+
+
+class Recording:
+    """Wraps an engine and keeps every prompt it was asked to continue (decoded)."""
+
+    def __init__(self, inner, tokenizer):
+        self.inner, self.tokenizer, self.prompts = inner, tokenizer, []
+
+    def generate(self, prompts, n, sampling):
+        self.prompts += [self.tokenizer.decode(p) for p in prompts]
+        return self.inner.generate(prompts, n, sampling)
+
+    def sync_weights(self, state_dict):
+        self.inner.sync_weights(state_dict)
+
+    def close(self):
+        self.inner.close()
+
+
+PAPER_SWITCHES = {
+    # the paper-7b values of every knob cpu-demo sets otherwise (its sizes stay tiny)
+    "prompts.style": "release", "prompts.strict_record": True, "structured.questioner": False,
+    "structured.verifier": False, "selfplay.verifier_batch": "fixed", "loss.advantage_std": "unbiased",
+    "loss.per_role_mean": False, "length_curriculum.enabled": False,
+}
+
+
+def test_a_step_with_the_paper_switches_trains_on_release_prompts(tiny_path):
+    sp, _ = make_selfplay(tiny_path, **PAPER_SWITCHES, **{"optim.lr": 1e-3})
+    sp.engine = sp.runner.engine = Recording(sp.engine, sp.tokenizer)
+    result = sp.step(1)
+    m = result.metrics
+    # the scripted records are fenced json blocks: the strict reading takes them
+    assert m["questioner"]["parse_rate"] == 1.0 and result.trained
+    # the fixed verifier quota, int(3 groups x 4 x 0.125 / 3 votes) = 1, or none when fewer eligible
+    assert m["batch"]["verifier_groups"] == (1 if m["verifier"]["eligible_groups"] >= 1 else 0)
+    questioner = [p for p in sp.engine.prompts if "We are building a benchmark" in p]
+    assert len(questioner) == 3 and all("Document 1" not in p.replace('"Document 1", "Article 2"', "") for p in questioner)
+    (mc,) = [p for p in questioner if "multiple-choice" in p]
+    assert any(f"the correct option must be ({x})" in mc for x in "ABCD")
+    assert any("without attempting to solve the problem" in p for p in sp.engine.prompts)
+    # off: the context is the prompt limit, not a stage
+    assert m["curriculum"]["max_context"] == sp.cfg.sampling.max_prompt_tokens
+
+
+def test_questioner_and_responder_number_each_document_alike(tiny_path):
+    sp, _ = make_selfplay(tiny_path)  # the small style labels documents "Document N"
+    sp.engine = sp.runner.engine = Recording(sp.engine, sp.tokenizer)
+    result = sp.step(1)
+    texts = {r.id: r.text for r in tiny_corpus_records()}
+    labels = lambda prompt: {m.group(2): m.group(1) for m in re.finditer(r"Document (\d+)[^\n]*:\n([^\n]+)", prompt)}  # noqa: E731
+    questioner = [p for p in sp.engine.prompts if "You write exam questions" in p]
+    responder = [p for p in sp.engine.prompts if "Read the documents and answer" in p and "<documents>\nEmpty" not in p]
+    assert questioner and responder
+    seen = {}
+    for prompt in questioner + responder:
+        for text, number in labels(prompt).items():
+            assert seen.setdefault(text, number) == number, f"{text!r} is Document {seen[text]} and {number}"
+    # the number is the document's place in its cluster (c0d2 -> Document 3)
+    assert labels(responder[0])[texts["c0d2"] if "Cluster 0" in responder[0] else texts["c1d2"]] == "3"
+    assert all(s["doc_ids"] == sorted(s["doc_ids"]) for s in result.samples)
+
+
+def test_an_external_verifier_judges_and_is_not_trained(tiny_path):
+    from spell.rollout import Judge
+
+    sp, _ = make_selfplay(tiny_path, **{"optim.lr": 1e-3, "selfplay.verifier_model": str(tiny_path)})
+    judge_model, judge_tok = load_model(tiny_path)
+    judge_engine = Recording(ScriptedEngine(HFEngine(judge_model, judge_tok), judge_tok), judge_tok)
+    sp.engine = sp.runner.engine = Recording(sp.engine, sp.tokenizer)
+    sp.runner.judge = Judge(judge_engine, judge_tok)
+    before = {k: v.clone() for k, v in judge_model.state_dict().items()}
+    result = sp.step(1)
+    m = result.metrics
+    assert m["verifier"]["judgments"] > 0 and result.trained
+    assert judge_engine.prompts and all("Judge whether a candidate answer" in p for p in judge_engine.prompts)
+    assert not any("Judge whether a candidate answer" in p for p in sp.engine.prompts)
+    # judged, counted, never in the update
+    assert m["batch"]["verifier_groups"] == 0 and m["batch"]["sequences"]["verifier"] == 0
+    assert all(torch.equal(before[k], v) for k, v in judge_model.state_dict().items())
+    assert any(s["votes"] for s in result.samples)
