@@ -99,6 +99,24 @@ def test_missing_model(corpus, out, tmp_path):
     assert_refused(proc, out, before, "does not exist")
 
 
+def test_the_rlvr_baseline_refuses_an_evaluation_set_and_a_missing_judge(tiny_path, corpus, out, tmp_path):
+    before = snapshot(out)
+    qa = ROOT / "samples" / "eval" / "longbench_qa_sample.jsonl"
+    rlvr = ["--set", "tasks.docs_per_question=2", "--set", "selfplay.mode='rlvr'", "--set", f"selfplay.rlvr_set='{qa}'"]
+    # the same path: a config error
+    proc = train(tiny_path, corpus, out, *rlvr, "--set", f"eval.sets=['{qa}']")
+    assert_refused(proc, out, before, "is one of eval.sets")
+    # the same bytes under another name: refused when the files are read, before OUT is touched
+    copy = tmp_path / "held_out.jsonl"
+    copy.write_bytes(qa.read_bytes())
+    proc = train(tiny_path, corpus, out, *rlvr, "--set", f"eval.sets=['{copy}']")
+    assert_refused(proc, out, before, "is the evaluation set")
+    # an external verifier whose folder does not exist
+    proc = train(tiny_path, corpus, out, "--set", "tasks.docs_per_question=2",
+                 "--set", f"selfplay.verifier_model='{tmp_path / 'nojudge'}'")
+    assert_refused(proc, out, before, "does not exist")
+
+
 def test_unreadable_checkpoint(tiny_path, corpus, out):
     step = out / "checkpoints" / "step-000003"
     (step / "model").mkdir(parents=True)
