@@ -236,3 +236,16 @@ def test_rule_score_never_raises_on_unknown_input():
     assert rule_score("nope", "The answer is 5", "5") == 0.0
     assert rule_score("docmath_qa", None, "5") == 0.0  # type: ignore[arg-type]
     assert rule_score("doc_mc", "The answer is B", None) == 0.0
+
+
+def test_the_public_names_stay_importable():
+    # Other code (webapp, workers, notebooks) relies on these.
+    from spell.config import preset
+    from spell.parsing import parse_questioner, parse_verifier
+    from spell.rewards import questioner_reward, rule_score
+
+    assert preset("paper-7b").prompts.style == "release"
+    assert rule_score("doc_mc", "The correct answer is (B)", "B") == 1.0
+    assert questioner_reward(0.5) == 1.0
+    assert parse_questioner("doc_general_qa", '```json\n{"question": "Q?", "answer": "A"}\n```').ok
+    assert parse_verifier("[[YES]]") == 1
