@@ -47,14 +47,14 @@ def main() -> None:
     texts = [json.loads(d)["text"] for d in docs]
     prompt_ids = []
     for t in texts:
-        messages = prompts.responder_messages("doc_general_qa", [t], "Who founded the town?")
+        messages = prompts.responder_messages("doc_general_qa", [t], "Who founded the town?", style="small")
         prompt_ids.append(tok(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
     engine = HFEngine(model, tok)
     outs = engine.generate(prompt_ids, args.group_size, SamplingParams(max_new_tokens=args.new_tokens, seed=0))
     batch = []
     for ids, group in zip(prompt_ids, outs):
         rewards = [float(i % 2) for i in range(len(group))]  # fixed, varied rewards
-        for c, a in zip(group, group_zscore(rewards)):
+        for c, a in zip(group, group_zscore(rewards, unbiased=False)):
             batch.append(TrainSequence(ids, c.token_ids, c.logprobs, a, "responder"))
     tokens = sum(len(s.response_ids) for s in batch)
 
