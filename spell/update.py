@@ -53,7 +53,11 @@ def update_sequences(
             c = rollout.completion
             if not c.token_ids:
                 continue
-            out.append(TrainSequence(list(rollout.prompt_ids), list(c.token_ids), list(c.logprobs), advantage * scale, role))
+            mask = None if c.forced is None else [not f for f in c.forced]
+            if mask is not None and not any(mask):
+                continue  # every token forced: nothing the policy chose
+            out.append(TrainSequence(list(rollout.prompt_ids), list(c.token_ids), list(c.logprobs), advantage * scale, role,
+                                     loss_mask=mask))
             counts[role] += 1
     return out, counts
 

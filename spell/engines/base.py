@@ -18,6 +18,9 @@ class SamplingParams:
     seed: int | None = None
     # A JSON schema the completion must follow (structured role outputs); None = free text.
     json_schema: dict[str, Any] | None = None
+    # An xgrammar EBNF grammar the completion must follow (grounded records, spell/grounded.py);
+    # `generate(..., grammars=[...])` gives each prompt its own instead.
+    grammar: str | None = None
 
     @property
     def greedy(self) -> bool:
@@ -40,6 +43,10 @@ class Completion:
     logprobs: list[float]
     finish_reason: str  # "stop" (EOS / stop token) or "length" (hit max_new_tokens)
     prompt_tokens: int = 0
+    # Under a grammar: for each token, whether the grammar allowed only that one token. A forced
+    # token has probability 1 under the constrained policy, so it carries no gradient: the trainer
+    # leaves it out of the loss. None when nothing constrained the completion.
+    forced: list[bool] | None = None
 
     @property
     def truncated(self) -> bool:
@@ -50,9 +57,11 @@ class RolloutEngine(Protocol):
     """Generates completions for the policy's current weights."""
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams
+        self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+        grammars: Sequence[str | None] | None = None,
     ) -> list[list[Completion]]:
-        """For each prompt (token ids) return `n` completions, in prompt order."""
+        """For each prompt (token ids) return `n` completions, in prompt order. `grammars`, when
+        given, holds one EBNF grammar (or None: `sampling`'s own constraint) per prompt."""
         ...
 
     def sync_weights(self, state_dict: dict[str, Any]) -> None:

@@ -119,17 +119,23 @@ class HFEngine:
     # ------------------------------------------------------------------ RolloutEngine
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams
+        self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+        grammars: Sequence[str | None] | None = None,
     ) -> list[list[Completion]]:
         """For each prompt (token ids) return `n` completions, in prompt order.
 
         Prompts are grouped (shortest first, at most `max_batch_sequences` sequences per group),
         left padded, and generated together. Same `sampling.seed` and inputs -> same outputs; the
-        global torch RNG is left as it was."""
+        global torch RNG is left as it was. `grammars`: one EBNF grammar per prompt (None: the
+        prompt follows `sampling`'s own schema or grammar, if any)."""
         if n < 1:
             raise ValueError("n must be at least 1")
         if any(len(p) == 0 for p in prompts):
             raise ValueError("empty prompt")
+        if grammars is not None and len(grammars) != len(prompts):
+            raise ValueError(f"{len(grammars)} grammars for {len(prompts)} prompts")
+        shared = sampling.grammar if sampling.grammar is not None else sampling.json_schema
+        constraints = [shared if g is None else g for g in grammars] if grammars is not None else [shared] * len(prompts)
         results: list[list[Completion]] = [[] for _ in prompts]
         was_training = self.model.training
         self.model.eval()
@@ -138,7 +144,7 @@ class HFEngine:
             with self._generation_context():
                 for batch_number, batch in enumerate(self._batches(prompts, n)):
                     seed = None if sampling.seed is None else sampling.seed + batch_number
-                    completions = self._generate_batch(batch, n, sampling, seed)
+                    completions = self._generate_batch(batch, n, sampling, seed, [constraints[i] for i in batch.prompt_indices])
                     for slot, prompt_index in enumerate(batch.prompt_indices):
                         results[prompt_index] = completions[slot * n : (slot + 1) * n]
         finally:
@@ -185,7 +191,9 @@ class HFEngine:
             use_cache=True,
         )
 
-    def _generate_batch(self, batch: _Batch, n: int, sampling: SamplingParams, seed: int | None) -> list[Completion]:
+    def _generate_batch(
+        self, batch: _Batch, n: int, sampling: SamplingParams, seed: int | None, constraints: Sequence[Any],
+    ) -> list[Completion]:
         width = batch.input_ids.shape[1]
         room = self.max_positions - width
         if room <= 0:
@@ -193,8 +201,11 @@ class HFEngine:
         max_new = min(sampling.max_new_tokens, room)
         recorder = _LogprobRecorder(logprob_temperature(sampling.temperature))
         processors: list[Any] = [recorder]
-        if sampling.json_schema is not None:
-            processors.append(self._schema_compiler().logits_processor(sampling.json_schema))
+        grammar = None
+        if any(c is not None for c in constraints):
+            # One constraint per row: each prompt's, repeated for its n samples.
+            grammar = self._schema_compiler().rows_processor([c for c in constraints for _ in range(n)])
+            processors.append(grammar)
         if not sampling.greedy:
             processors.append(NucleusSampler(sampling.temperature, sampling.top_p))
         ids = batch.input_ids.repeat_interleave(n, dim=0)
@@ -216,7 +227,7 @@ class HFEngine:
         logprobs = recorder.finish(new_tokens)
         prompt_lengths = batch.attention_mask.sum(dim=1).repeat_interleave(n).tolist()
         completions = [
-            self._completion(new_tokens[row], logprobs[row], int(prompt_lengths[row]), max_new)
+            self._completion(new_tokens[row], logprobs[row], int(prompt_lengths[row]), max_new, grammar, row)
             for row in range(new_tokens.shape[0])
         ]
         self.stats.prompt_tokens += int(batch.attention_mask.sum()) * n
@@ -246,7 +257,9 @@ class HFEngine:
         cache.batch_repeat_interleave(n)
         return cache
 
-    def _completion(self, tokens: torch.Tensor, logprobs: torch.Tensor, prompt_tokens: int, max_new: int) -> Completion:
+    def _completion(
+        self, tokens: torch.Tensor, logprobs: torch.Tensor, prompt_tokens: int, max_new: int, grammar: Any, row: int,
+    ) -> Completion:
         token_list = tokens.tolist()
         stop_at = next((i for i, t in enumerate(token_list) if t in self.stop_token_ids), None)
         if stop_at is None:
@@ -262,6 +275,7 @@ class HFEngine:
             logprobs=[float(x) for x in logprobs[: len(kept)].tolist()],
             finish_reason=finish,
             prompt_tokens=prompt_tokens,
+            forced=None if grammar is None else grammar.forced_flags(row, kept),
         )
 
     def _schema_compiler(self) -> Any:

@@ -206,7 +206,7 @@ class VLLMEngine:
 
     # -- generation ----------------------------------------------------------------------------
 
-    def _vllm_sampling(self, n: int, sampling: SamplingParams):
+    def _vllm_sampling(self, n: int, sampling: SamplingParams, grammar: str | None = None):
         import vllm
 
         kwargs: dict[str, Any] = dict(
@@ -221,28 +221,36 @@ class VLLMEngine:
             kwargs.update(temperature=0.0, top_p=1.0)
         else:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
-        if sampling.json_schema is not None:
-            kwargs.update(self._structured_kwargs(vllm, sampling.json_schema))
+        grammar = grammar if grammar is not None else sampling.grammar
+        if grammar is not None:
+            kwargs.update(self._structured_kwargs(vllm, grammar=grammar))
+        elif sampling.json_schema is not None:
+            kwargs.update(self._structured_kwargs(vllm, json=sampling.json_schema))
         return vllm.SamplingParams(**kwargs)
 
-    def _structured_kwargs(self, vllm, schema: dict[str, Any]) -> dict[str, Any]:
-        # vLLM >= 0.11 names it StructuredOutputsParams (`structured_outputs=`); older releases
-        # GuidedDecodingParams (`guided_decoding=`).
+    def _structured_kwargs(self, vllm, **constraint: Any) -> dict[str, Any]:
+        """`json=schema` or `grammar=ebnf` (xgrammar's EBNF, which vLLM's xgrammar backend takes).
+        vLLM >= 0.11 names it StructuredOutputsParams (`structured_outputs=`); older releases
+        GuidedDecodingParams (`guided_decoding=`)."""
         sp = vllm.sampling_params
-        whitespace = {"disable_any_whitespace": not self.structured_whitespace}
+        whitespace = {"disable_any_whitespace": not self.structured_whitespace} if "json" in constraint else {}
         if hasattr(sp, "StructuredOutputsParams"):
-            return {"structured_outputs": sp.StructuredOutputsParams(json=schema, **whitespace)}
+            return {"structured_outputs": sp.StructuredOutputsParams(**constraint, **whitespace)}
         if hasattr(sp, "GuidedDecodingParams"):
-            return {"guided_decoding": sp.GuidedDecodingParams(json=schema, **whitespace)}
+            return {"guided_decoding": sp.GuidedDecodingParams(**constraint, **whitespace)}
         raise RuntimeError(f"vLLM {vllm.__version__} has no structured-output parameters")
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams
+        self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+        grammars: Sequence[str | None] | None = None,
     ) -> list[list[Completion]]:
-        """For each prompt (token ids) return `n` completions, in prompt order.
+        """For each prompt (token ids) return `n` completions, in prompt order; `grammars` gives
+        each prompt its own EBNF grammar (vLLM takes one SamplingParams per prompt).
 
-        Under `json_schema` the log-probabilities vLLM reports are taken after the grammar mask
-        (renormalised over the allowed tokens), unlike free text; see docs/vllm.md.
+        Under a schema or grammar the log-probabilities vLLM reports are taken after the grammar
+        mask (renormalised over the allowed tokens), unlike free text; see docs/vllm.md. vLLM does
+        not say which tokens were forced (`Completion.forced` stays None): the trainer recomputes
+        the log-probabilities and trains every token.
         """
         if self._asleep:
             raise RuntimeError("VLLMEngine.generate() called while asleep; call wake_up() first")
@@ -250,7 +258,12 @@ class VLLMEngine:
             return []
         from vllm.inputs import TokensPrompt
 
-        params = self._vllm_sampling(n, sampling)
+        if grammars is not None:
+            if len(grammars) != len(prompts):
+                raise ValueError(f"{len(grammars)} grammars for {len(prompts)} prompts")
+            params = [self._vllm_sampling(n, sampling, g) for g in grammars]
+        else:
+            params = self._vllm_sampling(n, sampling)
         inputs = [TokensPrompt(prompt_token_ids=[int(t) for t in p]) for p in prompts]
         start = time.perf_counter()
         outputs = self.llm.generate(inputs, params, use_tqdm=False)

@@ -52,12 +52,17 @@ class TrainSequence:
     advantage: float
     role: str = ""
     ref_logprobs: list[float] | None = None
+    # Which response tokens the loss sees (None: all). Tokens a grammar forced are left out: under
+    # the constrained policy their probability is 1, so they carry no gradient.
+    loss_mask: list[bool] | None = None
 
     def __post_init__(self) -> None:
         if len(self.old_logprobs) != len(self.response_ids):
             raise ValueError(
                 f"{len(self.old_logprobs)} old logprobs for {len(self.response_ids)} response tokens"
             )
+        if self.loss_mask is not None and len(self.loss_mask) != len(self.response_ids):
+            raise ValueError("loss_mask must have one value per response token")
         if self.ref_logprobs is not None and len(self.ref_logprobs) != len(self.response_ids):
             raise ValueError("ref_logprobs must have one value per response token")
         if not self.prompt_ids:
@@ -247,7 +252,7 @@ def collate(batch: Sequence[TrainSequence], rows: Sequence[int] | Sequence[Seque
             end = cursor + n
             input_ids[r, cursor:end] = torch.tensor(seq.response_ids, dtype=torch.long)
             attention[r, cursor:end] = 1
-            response[r, cursor:end] = True
+            response[r, cursor:end] = True if seq.loss_mask is None else torch.tensor(seq.loss_mask, dtype=torch.bool)
             old[r, cursor:end] = torch.tensor(seq.old_logprobs, dtype=torch.float32)
             advantages[r, cursor:end] = seq.advantage
             if ref is not None:

@@ -98,3 +98,24 @@ def test_per_role_mean_is_the_sum_of_the_roles_token_means(model_path):
     assert expected == pytest.approx(-0.06487825, abs=1e-7)
     sequences, _ = update_sequences(two_role_batch(), per_role_mean=True)
     assert trained_loss(model_path, sequences) == pytest.approx(expected, rel=1e-5)
+
+
+def test_tokens_a_grammar_forced_are_left_out_of_the_loss():
+    from spell.batch import UpdateBatch, QuestionRecord, ResponderGroup
+    from spell.engines.base import Completion
+    from spell.rollout import Rollout
+    from spell.update import update_sequences
+
+    def rollout(tokens, forced):
+        return Rollout([1, 2], Completion("x", tokens, [-1.0] * len(tokens), "stop", forced=forced))
+
+    q = QuestionRecord("doc_mc", "c")
+    group = ResponderGroup(q, [1.0, 0.0, 0.0], [
+        rollout([5, 6, 7], [True, False, True]),
+        rollout([5, 8, 7], None),  # no grammar: every token trains
+        rollout([5, 7], [True, True]),  # all forced: nothing chosen, left out
+    ])
+    sequences, counts = update_sequences(UpdateBatch([group], [], []), unbiased_std=False)
+
+    assert [s.loss_mask for s in sequences] == [[False, True, False], None]
+    assert counts["responder"] == 2

@@ -91,3 +91,22 @@ def test_a_capped_role_record_closes_inside_a_short_token_limit(tiny, task):
                 assert record["answer"] != 0
     uncapped = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=160, seed=5, json_schema=prompts.verifier_schema())
     assert any(c.finish_reason == "length" for c in engine.generate([prompt], 4, uncapped)[0])
+
+
+def test_each_prompt_can_have_its_own_grammar_and_forced_tokens_are_marked(tiny):
+    model, tokenizer = tiny
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Go."}], add_generation_prompt=True, return_dict=False)
+    grammars = ['root ::= "Answer: " ("red" | "blue")', 'root ::= "Decision: YES"', None]
+    sampling = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5)
+
+    first, second, free = HFEngine(model, tokenizer).generate([prompt, prompt, prompt], 3, sampling, grammars=grammars)
+
+    assert {c.text for c in first} <= {"Answer: red", "Answer: blue"}
+    assert {c.text for c in second} == {"Decision: YES"}
+    for c in second:  # one way to write it: every token forced, the stop token too
+        assert c.forced == [True] * len(c.token_ids)
+    for c in first:
+        # "Answer: " is forced, the colour is a choice (its first token at least), the stop forced
+        assert c.forced[0] and c.forced[-1] and not all(c.forced)
+    assert all(c.forced is None for c in free)  # a free prompt of the same batch stays free
+    assert not any(c.text.startswith(("Answer", "Decision")) for c in free)
