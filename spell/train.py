@@ -275,7 +275,19 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         if start_step == 0 and cfg.eval.at_start and eval_sets:
             best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, 0, best)
         bar = _bar(cfg.run.steps, start_step, options.progress and is_main)
+        clock = _TimeBudget(cfg.run.time_budget_minutes)
         for step in range(start_step + 1, cfg.run.steps + 1):
+            if clock.stop_before_next_step():
+                events.log("time budget reached", level="warning", step=step - 1,
+                           budget_minutes=cfg.run.time_budget_minutes, steps_done=step - 1 - start_step)
+                if cfg.eval.every_steps and eval_sets and (last_eval is None or last_eval.get("step") != step - 1):
+                    best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, step - 1, best)
+                if is_main and step - 1 > start_step:
+                    _save(cfg, out, step - 1, trainer, tokenizer, state, best, last_eval, events)
+                bar.close()
+                events.log("finished", step=step - 1, reason="time budget")
+                return 0
+            clock.step_started()
             events.step = step
             result = selfplay.step(step)
             events.emit("metrics", result.metrics, step=step)
@@ -289,6 +301,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
             due = (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0) or last or pause["requested"]
             if due and is_main:
                 _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events)
+            clock.step_finished()
             bar.update(1)
             bar.set_postfix_str(_postfix(result.metrics))
             if pause["requested"] and not last:
@@ -397,6 +410,37 @@ def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> tuple[dict[st
     if results["mean"] is not None and (best is None or results["mean"] > best["mean"]):
         return this, this
     return best, this
+
+
+class _TimeBudget:
+    """run.time_budget_minutes: a step starts only when the slowest step so far would still end
+    inside the budget (the clock starts with this attempt). Every rank takes rank 0's decision,
+    so all of them stop before the same step."""
+
+    def __init__(self, minutes: float):
+        self.deadline = time.monotonic() + minutes * 60 if minutes > 0 else None
+        self.slowest = 0.0
+        self._started = 0.0
+
+    def step_started(self) -> None:
+        self._started = time.monotonic()
+
+    def step_finished(self) -> None:
+        self.slowest = max(self.slowest, time.monotonic() - self._started)
+
+    def stop_before_next_step(self) -> bool:
+        if self.deadline is None:
+            return False
+        stop = time.monotonic() + self.slowest > self.deadline
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            import torch
+
+            flag = torch.tensor([1 if stop else 0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
 
 
 def _stage_payload(state: Any, reason: str) -> dict[str, Any]:
