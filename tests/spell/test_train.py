@@ -17,7 +17,7 @@ from spell.events import read_events
 from spell.models import TINY_RANDOM, prepare_model
 from spell.train import TrainOptions, resolve_config, train
 from tests.spell.scripted_engine import ScriptedEngine
-from tests.spell.test_selfplay import tiny_corpus_records
+from tests.spell.test_selfplay import SCRIPTED_RECORDS, tiny_corpus_records
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_SETTINGS = [
@@ -86,10 +86,11 @@ def _scripted(model, tokenizer, cfg):
     return ScriptedEngine(HFEngine(model, tokenizer), tokenizer)
 
 
-def _run(tiny_path, corpus, out, steps, resume=False, attempt=1):
+def _run(tiny_path, corpus, out, steps, resume=False, attempt=1, **extra):
     overrides = dict(s.split("=", 1) for s in TINY_SETTINGS)
     overrides = {k: json.loads(v) for k, v in overrides.items()}
-    overrides.update({"run.steps": steps, "optim.lr": 1e-3, "sampling.max_response_tokens": 6, "selfplay.group_size": 4})
+    overrides.update({"run.steps": steps, "optim.lr": 1e-3, "sampling.max_response_tokens": 6, "selfplay.group_size": 4,
+                      **SCRIPTED_RECORDS, **extra})
     cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path), overrides=overrides)
     code = train(cfg, TrainOptions(corpus=corpus, out=out, resume=resume, attempt=attempt, progress=False), make_engine=_scripted)
     assert code == 0
@@ -116,6 +117,17 @@ def test_resume_after_step_k_gives_the_same_step_k_plus_1(tiny_path, corpus, tmp
     # The resumed attempt continued the same file's numbering.
     assert [e["seq"] for e in resumed] == list(range(len(resumed)))
     assert any(e["type"] == "log" and e["payload"]["message"] == "resumed from step 1" for e in resumed)
+
+
+def test_a_time_budget_stops_before_a_step_that_would_not_fit_and_saves(tiny_path, corpus, tmp_path):
+    # 0.01 minutes: the first step runs (nothing measured yet) and takes longer than the budget.
+    events = _run(tiny_path, corpus, tmp_path / "run", steps=5, **{"run.time_budget_minutes": 0.01,
+                                                                   "checkpoint.every_steps": 0})
+    assert [e["step"] for e in events if e["type"] == "metrics"] == [1]
+    assert [e["step"] for e in events if e["type"] == "checkpoint"] == [1]
+    logs = [e["payload"] for e in events if e["type"] == "log"]
+    assert any(p["message"] == "time budget reached" and p["steps_done"] == 1 for p in logs)
+    assert logs[-1]["message"] == "finished" and logs[-1]["reason"] == "time budget"
 
 
 def _wait_for(path, predicate, timeout=900):
@@ -163,14 +175,22 @@ def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
     model = prepare_model(SMOLLM2)
     corpus = ROOT / "samples" / "corpus" / "sample.jsonl"
     out = tmp_path / "run"
+    # cpu-demo as it ships (grounded grammars, quality filter, QA-only verifier), made as small
+    # as still proves it: one step, one question per task, two rollouts and two votes each.
+    small = ["run.steps=1", "eval.at_start=false", "selfplay.questions_per_task=1", "selfplay.group_size=2",
+             "selfplay.verifier_samples=2", "selfplay.batch_groups=3", "sampling.questioner_max_tokens=80",
+             "sampling.responder_max_tokens=16"]
     proc = subprocess.run(
         spell_cmd("train", "--preset", "cpu-demo", "--model", str(model), "--corpus", str(corpus), "--out", str(out),
-                  "--set", "run.steps=1", "--set", "eval.at_start=false"),
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=3600,
+                  "--no-progress", *[a for s in small for a in ("--set", s)]),
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=1500,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = read_events(out / "events.jsonl")
     (metrics,) = [e for e in events if e["type"] == "metrics"]
-    assert metrics["payload"]["questioner"]["samples"] > 0
-    assert metrics["payload"]["questioner"]["parse_rate"] > 0  # structured outputs on in cpu-demo
-    assert any(e["type"] == "sample" for e in events)
+    assert metrics["payload"]["questioner"]["samples"] == 3
+    assert 0 <= metrics["payload"]["questioner"]["question_quality"] <= 1
+    samples = [e["payload"] for e in events if e["type"] == "sample"]
+    # the grammar makes every record readable: a question, and evidence quoted from the documents
+    assert samples and all(s["question"] and s["evidence"] for s in samples)
+    assert events[-1]["payload"]["message"] == "finished"
