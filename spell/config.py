@@ -137,6 +137,17 @@ class SelfPlayConfig:
     verifier_enabled: bool = knob(
         True, "Use the verifier (off: responder reward = rule score; paper ablation)."
     )
+    verifier_tasks: list[str] = knob(
+        ["doc_general_qa", "doc_mc", "docmath_qa"],
+        "Tasks whose responder reward uses the verifier (paper: all); the others use the rule "
+        "score alone (for a model too small to verify them).",
+    )
+    question_quality_filter: bool = knob(
+        False,
+        "Score a questioner record that fails the question-quality rule (spell/quality.py: not "
+        "a question, a fragment, schema text, off-topic, an answer not in the documents) like a "
+        "format error. The share of well-formed records is reported either way.",
+    )
     verifier_model: str = knob(
         "",
         "External verifier: a frozen model folder that judges instead of the policy (the paper's "
@@ -202,6 +213,14 @@ class MemoryConfig:
     new_docs_per_round: int = knob(
         5, "New cluster documents added to the remembered ones for each follow-up question."
     )
+    overflow: str = knob(
+        "skip",
+        "When the questioner's documents (remembered + new) exceed the context: skip = try "
+        "another document set and count the skip (release); fit = drop documents until the "
+        "prompt fits: new documents first, then the oldest remembered ones (a document set is "
+        "never starved).",
+        choices=("skip", "fit"),
+    )
 
 
 @dataclass
@@ -228,6 +247,9 @@ class SamplingConfig:
         4096, "Longest completion of any role (paper: 4,096; 20K for thinking models)."
     )
     max_prompt_tokens: int = knob(18000, "Longest prompt (release: 18,000 tokens).")
+    questioner_max_tokens: int = knob(0, "Longest questioner completion (0 or over it = max_response_tokens).")
+    responder_max_tokens: int = knob(0, "Longest responder completion (0 or over it = max_response_tokens).")
+    verifier_max_tokens: int = knob(0, "Longest verifier completion (0 or over it = max_response_tokens).")
 
 
 @dataclass
@@ -254,6 +276,18 @@ class StructuredConfig:
     )
     verifier: bool = knob(
         False, "Decode the verifier's decision under a JSON schema (for small models)."
+    )
+    responder: bool = knob(
+        False,
+        "Decode the responder's answer under a grammar: its last line is \"The correct answer is "
+        "...\" (\"(X)\" for multiple choice, a number for DocMath). For small models.",
+    )
+    grounded: bool = knob(
+        False,
+        "Grounded records for small models (spell/grounded.py; with prompts.style small): the "
+        "questioner quotes a sentence of its documents, asks about it and takes the answer from "
+        "it; the responder quotes the sentence that answers before answering; the verifier says "
+        "YES or NO. Grammars built from the shown documents enforce it.",
     )
 
 
@@ -357,6 +391,11 @@ class CheckpointConfig:
 @dataclass
 class RunOptions:
     steps: int = knob(70, "Optimizer steps of the run (paper: about 70).")
+    time_budget_minutes: float = knob(
+        0.0,
+        "Stop after this many minutes of wall clock (0 = no limit): no step starts that would not "
+        "finish in time, keeping room for the final evaluation and checkpoint.",
+    )
     seed: int = knob(1234, "Seed of every random choice of the run.")
 
 
@@ -439,34 +478,53 @@ def preset(name: str) -> RunConfig:
             {
                 "model.path": "var/models/SmolLM2-135M-Instruct",
                 "model.dtype": "float32",
-                # On: a G=4 x 2K step peaks at 4.9 GB instead of 8.6 GB (bench/trainer_step.py).
-                "model.gradient_checkpointing": True,
-                "tasks.docs_per_question": 3,
-                # One question per task and one generation batch: a step is 3 questions, 12 responder
-                # rollouts and 48 verifier votes, which keeps a SmolLM2 step near two minutes on 2 cores.
-                "selfplay.questions_per_task": 1,
+                # Prompts stay under 2K tokens here, where checkpointing costs more time than it saves.
+                "model.gradient_checkpointing": False,
+                # Two documents per question, one new per follow-up, and documents dropped (new
+                # first) rather than clusters skipped when a prompt is over the limit: a 135M model
+                # reads two short documents; it does not read five.
+                "tasks.docs_per_question": 2,
+                "memory.new_docs_per_round": 1,
+                "memory.overflow": "fit",
+                # Three questions per task and one generation batch: a step is 9 questions, 36
+                # responder rollouts and 48 verifier votes (QA only), about a minute on 2 cores.
+                "selfplay.questions_per_task": 3,
                 "selfplay.group_size": 4,
                 "selfplay.verifier_samples": 4,
-                "selfplay.batch_groups": 3,
+                "selfplay.batch_groups": 9,
                 "selfplay.max_generation_batches": 1,
-                # The release's fixed verifier count, int(3 x 4 x 0.125 / 4), is 0 groups here:
+                # The release's fixed verifier count, int(9 x 4 x 0.125 / 4), is 1 group here:
                 # half of the eligible groups instead.
                 "selfplay.verifier_share": 0.5,
                 "selfplay.verifier_batch": "share",
-                "memory.new_docs_per_round": 2,
-                # Small models start on short contexts; the stages grow them (ours, not the paper's).
-                "length_curriculum.enabled": True,
-                "length_curriculum.stages": [1536, 2048],
+                # MC letters and DocMath numbers are judged exactly by the rule; a 135M verifier
+                # says YES to nearly everything (P(YES) 0.98 on right and wrong answers alike), so it
+                # judges only free-form QA, where the rule (cover-EM) misses paraphrases.
+                "selfplay.verifier_tasks": ["doc_general_qa"],
+                # A record that is not a question about its documents (a fragment, schema text, an
+                # answer found nowhere in them) is a format error, not a hard question to reward.
+                "selfplay.question_quality_filter": True,
+                # The context is the prompt limit (no length stages): the documents are short.
+                "length_curriculum.enabled": False,
                 "sampling.max_response_tokens": 160,
-                "sampling.max_prompt_tokens": 3072,
+                "sampling.max_prompt_tokens": 2048,
+                # Grounded records are short: evidence + question + answer, an answer line, a word.
+                "sampling.questioner_max_tokens": 112,
+                "sampling.responder_max_tokens": 32,
+                "sampling.verifier_max_tokens": 4,
                 "prompts.style": "small",
-                # Structured outputs emit a bare JSON object, which the strict reading refuses.
+                # The small style's records are labelled lines (or JSON), which the strict reading refuses.
                 "prompts.strict_record": False,
+                # Grammars built from each prompt's documents: the questioner quotes one of their
+                # sentences and answers from it, the responder ends with its answer line, the
+                # verifier says YES or NO (spell/grounded.py).
                 "structured.questioner": True,
                 "structured.verifier": True,
-                "optim.lr": 1e-6,
-                # One questioner sample per task: the unbiased std of one sample is undefined (and
-                # over two it scales the advantages by sqrt(2)); the population std is not.
+                "structured.responder": True,
+                "structured.grounded": True,
+                "optim.lr": 1e-5,
+                # Three questioner samples per task: the population std (the unbiased one over so few
+                # samples inflates the advantages).
                 "loss.advantage_std": "population",
                 # As before: each role's token-mean counts the same; paper-7b takes the release's
                 # single token-mean over the batch.
@@ -688,6 +746,9 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
             f"{cfg.sampling.max_prompt_tokens}",
         )
     share("length_curriculum.promote_accuracy")
+    for task in cfg.selfplay.verifier_tasks:
+        if task not in TASKS:
+            bad("selfplay.verifier_tasks", f"unknown task {task!r} (choices: {', '.join(TASKS)})")
     at_least("length_curriculum.window", 1)
 
     t = cfg.sampling.temperature
@@ -696,6 +757,13 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
     share("sampling.top_p", lo_open=True)
     at_least("sampling.max_response_tokens", 1)
     at_least("sampling.max_prompt_tokens", 1)
+    for role in ("questioner", "responder", "verifier"):
+        name = f"sampling.{role}_max_tokens"
+        v = cfg.get(name)
+        if not (isinstance(v, int) and v >= 0):
+            bad(name, f"must be 0 (= max_response_tokens) or a token count (got {v!r})")
+    if cfg.structured.grounded and cfg.prompts.style != "small":
+        bad("structured.grounded", "grounded records are worded by the small prompt style: set prompts.style = small")
 
     limit = cfg.model.max_positions if cfg.model.max_positions is not None else model_max_positions
     if limit is not None:
@@ -752,7 +820,15 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
     at_least("checkpoint.every_steps", 0)
     at_least("checkpoint.keep_last", 1)
     at_least("run.steps", 0)
+    at_least("run.time_budget_minutes", 0)
     return errs
+
+
+def role_max_tokens(cfg: RunConfig, role: str) -> int:
+    """The longest completion of `role` ("questioner", "responder", "verifier"): its own limit,
+    never above sampling.max_response_tokens (the ceiling of every role)."""
+    ceiling = cfg.sampling.max_response_tokens
+    return min(getattr(cfg.sampling, f"{role}_max_tokens") or ceiling, ceiling)
 
 
 # ---------------------------------------------------------------------------------------------

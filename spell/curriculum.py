@@ -112,6 +112,14 @@ class HistoryMemory:
             chosen = union + rng.sample(rest, min(self.new_docs_per_round, len(rest)))
         return sorted(chosen, key=order.__getitem__)
 
+    def drop_order(self, task: str, cluster: str, chosen: Sequence[str]) -> list[str]:
+        """The order in which `chosen` documents give way when the questioner's context is over
+        budget (memory.overflow = fit): the new documents first (from the end), then the
+        remembered ones, the oldest remembered question's documents first."""
+        remembered = list(dict.fromkeys(d for e in self.entries(task, cluster) for d in e.doc_ids if d in chosen))
+        new = [d for d in chosen if d not in set(remembered)]
+        return list(reversed(new)) + remembered
+
     # -- writing --------------------------------------------------------------------------------
 
     def add(self, task: str, cluster: str, entry: MemoryEntry) -> None:
@@ -159,6 +167,22 @@ class HistoryMemory:
         for slot in state["slots"]:
             for e in slot["entries"]:
                 self.add(slot["task"], slot["cluster"], MemoryEntry(**e))
+
+
+def fit_questioner_documents(
+    chosen: Sequence[str], drop_order: Sequence[str], doc_tokens: Mapping[str, int], budget: int
+) -> list[str] | None:
+    """`chosen` less the fewest documents, taken in `drop_order`, whose tokens fit `budget`; None
+    when not even one document fits."""
+    kept = list(chosen)
+    total = sum(doc_tokens[d] for d in kept)
+    for d in drop_order:
+        if total <= budget or len(kept) == 1:
+            break
+        if d in kept:
+            kept.remove(d)
+            total -= doc_tokens[d]
+    return kept if total <= budget else None
 
 
 def fit_responder_documents(

@@ -116,7 +116,7 @@ _QUESTION_RULES = (
     f"question ::= opening [^\\n?]{{8,{MAX_QUESTION_CHARS}}} \"?\"\n"
     f"opening ::= {_alternatives([o + ' ' for o in QUESTION_OPENINGS])}\n"
 )
-_NUMBER_RULE = 'number ::= "-"? [0-9] [0-9,]* ("." [0-9]+)? "%"?\n'
+_NUMBER_RULE = 'number ::= "-"? [0-9] [0-9,]{0,14} ("." [0-9]{1,6})? "%"?\n'
 
 
 def questioner_grammar(task: str, documents: Sequence[str | Mapping[str, object]]) -> str | None:
@@ -145,6 +145,23 @@ def questioner_grammar(task: str, documents: Sequence[str | Mapping[str, object]
         rules.append(f"span ::= {_alternatives(all_spans)}")
     text = "\n".join(rules) + "\n" + _QUESTION_RULES
     return text + (_NUMBER_RULE if task == "docmath_qa" else "")
+
+
+MAX_ANSWER_CHARS = 60
+_ANSWER_TAIL = {
+    "doc_general_qa": f'"The correct answer is " [^\\n]{{1,{MAX_ANSWER_CHARS}}}',
+    "doc_mc": '"The correct answer is (" [ABCD] ")"',
+    "docmath_qa": '"The correct answer is " number',
+}
+
+
+def responder_grammar(task: str) -> str:
+    """The responder's whole output under structured.responder: one line, "The correct answer is
+    ..." (a short answer, "(X)" for MC, a number for DocMath). Quoting an evidence sentence first
+    was tried and dropped: 5x the tokens, no better on the held-out sets (docs/benchmarks.md)."""
+    if task not in _ANSWER_TAIL:
+        raise ValueError(f"unknown task {task!r}")
+    return f"root ::= {_ANSWER_TAIL[task]}\n" + (_NUMBER_RULE if task == "docmath_qa" else "")
 
 
 def verifier_grammar() -> str:
@@ -187,3 +204,20 @@ def mc_options(question: str, right: str, wrong: Sequence[str]) -> tuple[dict[st
     rest = list(wrong)
     values = rest[:slot] + [right] + rest[slot:]
     return dict(zip("ABCD", values)), "ABCD"[slot]
+
+
+def labelled_as_record(task: str, text: str) -> dict[str, object] | None:
+    """A labelled-lines record in the shape of the JSON record (spell/parsing.py reads both):
+    question, answer and, for MC, options A-D with the right letter as the answer."""
+    fields = read_labelled_record(text)
+    if fields is None:
+        return None
+    record: dict[str, object] = {"question": fields["question"], "answer": fields["answer"]}
+    if "evidence" in fields:
+        record["evidence"] = fields["evidence"]
+    if task == "doc_mc":
+        wrong = fields.get("wrong") or []
+        if len(wrong) != 3:
+            return record  # no options: the reader reports the format error
+        record["options"], record["answer"] = mc_options(str(fields["question"]), str(fields["answer"]), list(wrong))
+    return record

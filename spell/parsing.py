@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from spell.answers import after_last, last_boxed, parse_number
+from spell.grounded import labelled_as_record
 
 LETTERS = ("A", "B", "C", "D")
 MAX_TEXT = 200_000  # longer outputs are cut before parsing (a bound on the work, not a rule)
@@ -164,7 +165,8 @@ def parse_questioner(
     count_tokens: Callable[[str], int] | None = None,
     strict: bool = False,
 ) -> QuestionParse:
-    """Read and validate a questioner sample for `task` (free form or structured JSON).
+    """Read and validate a questioner sample for `task` (free form, structured JSON, or the
+    small style's labelled lines, spell/grounded.py).
 
     MC needs options A-D and a letter answer (else FORMAT_ERROR). DocMath needs a number, string
     or JSON number: one that is zero or does not read as a number is DROPPED (not trained: the
@@ -178,6 +180,9 @@ def parse_questioner(
     if body is None:
         return QuestionParse(task, DROPPED, "unclosed <think>: no answer part")
     record = extract_record_strict(body) if strict else extract_record(body)
+    if record is None and not strict:
+        # The small style's grounded record: "Evidence: / Question: / Answer: [/ Wrong:]" lines.
+        record = labelled_as_record(task, body)
     if record is None:
         return QuestionParse(task, FORMAT_ERROR, "no JSON record found")
     out = QuestionParse(task, FORMAT_ERROR, record=record)

@@ -23,7 +23,7 @@ from spell.prompt_styles.common import (
     question_text,
 )
 
-PROMPT_VERSION = "spell-prompts-2026.11-3"
+PROMPT_VERSION = "spell-prompts-2026.12-1"
 DEFAULT_STYLE = "release"
 
 Message = dict[str, str]
@@ -46,6 +46,14 @@ def _user(content: str) -> list[Message]:
     return [{"role": "user", "content": content}]
 
 
+def _grounded(style: str):
+    """The style module, which must word grounded records (structured.grounded)."""
+    mod = style_module(style)
+    if not hasattr(mod, "grounded_questioner"):
+        raise ValueError(f"the {style!r} prompt style has no grounded records (use the small style)")
+    return mod
+
+
 def format_documents(documents: Sequence[Document] | None, style: str = DEFAULT_STYLE) -> str:
     """The documents as the style shows them; the word 'Empty' when there are none."""
     return style_module(style).format_documents(documents)
@@ -59,6 +67,7 @@ def questioner_messages(
     structured: bool = False,
     style: str = DEFAULT_STYLE,
     target_letter: str | None = None,
+    grounded: bool = False,
 ) -> list[Message]:
     """The questioner's prompt for `task` over `documents`.
 
@@ -69,8 +78,12 @@ def questioner_messages(
     bare JSON object instead of reasoning followed by a fenced block.
     `target_letter` (release style, MC): the letter the correct option must have, drawn by the
     caller to balance the answer letters, as the release intends.
+    `grounded`: the small style's labelled-lines record (spell/grounded.py).
     """
     _check_task(task)
+    if grounded:
+        mod = _grounded(style)
+        return _user(mod.grounded_questioner(task, mod.format_documents(documents), list(memory)))
     mod = style_module(style)
     return _user(mod.questioner(task, mod.format_documents(documents), list(memory),
                                 structured=structured, target_letter=target_letter))
@@ -83,12 +96,17 @@ def responder_messages(
     options: Mapping[str, str] | None = None,
     *,
     style: str = DEFAULT_STYLE,
+    grounded: bool = False,
 ) -> list[Message]:
     """The responder's prompt: the documents (all of the cluster's) and the question.
 
     `documents=None` (or empty) shows the word "Empty" instead: that is the grounding prompt.
+    `grounded`: the small style's one-line answer (its grammar: spell/grounded.py).
     """
     _check_task(task)
+    if grounded:
+        mod = _grounded(style)
+        return _user(mod.grounded_responder(task, mod.format_documents(documents), question, options))
     mod = style_module(style)
     return _user(mod.responder(task, mod.format_documents(documents), question, options))
 
@@ -96,7 +114,8 @@ def responder_messages(
 def grounding_messages(
     task: str, question: str, options: Mapping[str, str] | None = None, *, style: str = DEFAULT_STYLE
 ) -> list[Message]:
-    """The grounding check: the responder prompt with the documents replaced by 'Empty'."""
+    """The grounding check: the responder prompt with the documents replaced by 'Empty' (never
+    grounded: there is no sentence to quote)."""
     return responder_messages(task, None, question, options, style=style)
 
 
@@ -109,10 +128,14 @@ def verifier_messages(
     *,
     structured: bool = False,
     style: str = DEFAULT_STYLE,
+    grounded: bool = False,
 ) -> list[Message]:
     """The verifier's prompt: the question, the responder's extracted answer and the reference
-    answer; no documents. It judges whether the two answers mean the same thing."""
+    answer; no documents. It judges whether the two answers mean the same thing. `grounded`: a
+    short prompt whose whole reply is YES or NO."""
     _check_task(task)
+    if grounded:
+        return _user(_grounded(style).grounded_verifier(task, question, options, answer, reference))
     return _user(style_module(style).verifier(task, question, options, answer, reference, structured=structured))
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from spell.answers import normalize_answer, numbers_match, parse_number
+from spell.grounded import split_sentences
 
 MIN_WORDS = 4
 MAX_WORDS = 60
@@ -220,8 +221,6 @@ def _type_fits(expected: str | None, answer: str) -> bool:
 def _in_place(question: str, answer: str, documents_text: str) -> bool:
     """Some sentence of the documents states the answer and shares a topic word with the question
     (the answer is about what the question asks, not a span from elsewhere)."""
-    from spell.grounded import split_sentences
-
     topic = set(topic_words(question))
     ans = normalize_answer(answer)
     for sentence in split_sentences(documents_text):

@@ -11,6 +11,11 @@ One generation batch, in the order the paper runs it:
   5. rule scores; `verify`: G verifier judgments per rollout; responder reward = max(rule, vote).
 The step (spell/selfplay.py) turns the records into rewards, the update batch and metrics.
 
+Small models (structured.grounded): each prompt gets a grammar built from its own documents
+(spell/grounded.py), every record is checked by the question-quality rule (spell/quality.py;
+with selfplay.question_quality_filter an ill-formed one is a format error), and tasks outside
+selfplay.verifier_tasks are rewarded by the rule score alone.
+
 Every call to the engine gets a seed derived from (run seed, step, generation batch, phase), so
 a step is reproducible from its inputs alone (resume gives the same step as an uninterrupted run).
 """
@@ -20,13 +25,15 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
-from spell import prompts
-from spell.curriculum import HistoryMemory, LengthCurriculum, fit_responder_documents
+from spell import grounded, prompts
+from spell.config import role_max_tokens
+from spell.curriculum import HistoryMemory, LengthCurriculum, fit_questioner_documents, fit_responder_documents
 from spell.engines.base import Completion, RolloutEngine, SamplingParams
-from spell.parsing import OK, QuestionParse, extract_answer, parse_questioner, parse_verifier
+from spell.parsing import FORMAT_ERROR, OK, QuestionParse, extract_answer, parse_questioner, parse_verifier
+from spell.quality import Quality, question_quality
 from spell.rewards import is_ungrounded, responder_reward, rule_score, verifier_majority
 
 TASKS = ("doc_general_qa", "doc_mc", "docmath_qa")
@@ -150,6 +157,8 @@ class Proposal:
     responder_doc_ids: list[str] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
     skipped: str = ""  # why no responder ran although the record was valid ("context", "ungrounded")
+    quality: Quality | None = None  # the question-quality rule's verdict on a parsed record
+    fitted_out: int = 0  # documents dropped to fit the context (memory.overflow = fit)
 
     @property
     def context_tokens(self) -> int:
@@ -162,6 +171,7 @@ class Phases:
 
     seconds: dict[str, float] = field(default_factory=lambda: {"questioner": 0.0, "grounding": 0.0, "responder": 0.0, "verifier": 0.0})
     skipped_clusters: int = 0  # questioner documents did not fit the stage / prompt limit
+    fitted_documents: int = 0  # documents dropped so that a questioner prompt fits (overflow = fit)
     generated_tokens: int = 0
 
 
@@ -204,19 +214,22 @@ class RolloutRunner:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def sampling(self, seed: int, schema: dict[str, Any] | None = None) -> SamplingParams:
+    def sampling(self, seed: int, schema: dict[str, Any] | None = None, role: str = "responder") -> SamplingParams:
         s = self.cfg.sampling
         return SamplingParams(
-            temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_response_tokens, seed=seed, json_schema=schema
+            temperature=s.temperature, top_p=s.top_p, max_new_tokens=role_max_tokens(self.cfg, role), seed=seed,
+            json_schema=schema,
         )
 
     def _generate(
         self, phases: Phases, phase: str, prompts_: list[list[int]], n: int, sampling: SamplingParams, engine: Any = None,
+        grammars: list[str | None] | None = None,
     ) -> list[list[Completion]]:
         if not prompts_:
             return []
         started = time.monotonic()
-        out = (engine or self.engine).generate(prompts_, n, sampling)
+        engine = engine or self.engine
+        out = engine.generate(prompts_, n, sampling, grammars=grammars) if grammars else engine.generate(prompts_, n, sampling)
         phases.seconds[phase] += time.monotonic() - started
         phases.generated_tokens += sum(len(c.token_ids) for group in out for c in group)
         return out
@@ -237,47 +250,84 @@ class RolloutRunner:
         self, memory: HistoryMemory, curriculum: LengthCurriculum, rng: random.Random, seed: int, phases: Phases
     ) -> list[Proposal]:
         budget = min(curriculum.max_context, self.prompt_limit)
-        structured = self.cfg.structured.questioner
+        cfg = self.cfg
+        structured = cfg.structured.questioner
+        grounded_records = structured and cfg.structured.grounded
         # Release style: the letter the correct MC option must have, drawn per prompt to balance
         # the answer letters (what the release's <correct_answer> placeholder is for).
         draw_letter = self.style == "release"
         proposals: list[Proposal] = []
         for task, count in self.task_counts().items():
-            pending: list[tuple[str, list[str], int, list[int]]] = []
+            pending: list[tuple[str, list[str], int, list[int], str | None, int]] = []
             clusters = self.corpus.clusters_for(task)
             for _ in range(count):
-                # A cluster whose questioner documents do not fit the stage is skipped and counted;
-                # a few other clusters are tried in its place.
+                # A cluster whose questioner documents do not fit is fitted (memory.overflow = fit)
+                # or skipped and counted, a few other clusters being tried in its place.
                 for _attempt in range(self.CLUSTER_TRIES):
                     cluster = rng.choice(clusters)
                     doc_ids = memory.select_documents(task, cluster.id, cluster.doc_ids, rng)
                     depth = memory.memory_depth(task, cluster.id)
                     examples = memory.examples(task, cluster.id)
                     letter = rng.choice(prompts.LETTERS) if draw_letter and task == "doc_mc" else None
-                    ids = self.encode(prompts.questioner_messages(
-                        task, self.corpus.docs(doc_ids), examples, structured=structured, style=self.style,
-                        target_letter=letter,
-                    ))
-                    if len(ids) <= budget:
-                        pending.append((cluster.id, doc_ids, depth, ids))
+
+                    def encode(ids_: list[str]) -> list[int]:
+                        return self.encode(prompts.questioner_messages(
+                            task, self.corpus.docs(ids_), examples, structured=structured, style=self.style,
+                            target_letter=letter, grounded=grounded_records,
+                        ))
+
+                    ids = encode(doc_ids)
+                    dropped = 0
+                    if len(ids) > budget and cfg.memory.overflow == "fit":
+                        kept = self._fit(task, cluster.id, memory, doc_ids, examples, budget, encode)
+                        if kept is not None:
+                            dropped, doc_ids = len(doc_ids) - len(kept), kept
+                            ids = encode(doc_ids)
+                    grammar = grounded.questioner_grammar(task, self.corpus.docs(doc_ids)) if grounded_records else None
+                    if len(ids) <= budget and (grammar is not None or not grounded_records):
+                        pending.append((cluster.id, doc_ids, depth, ids, grammar, dropped))
+                        phases.fitted_documents += dropped
                         break
                     phases.skipped_clusters += 1
-            chars = prompts.text_budget(self.cfg.sampling.max_response_tokens)
-            schema = prompts.questioner_schema(task, chars) if structured else None
-            sampling = self.sampling(derive_seed(seed, "questioner", task), schema)
-            outputs = self._generate(phases, "questioner", [p[3] for p in pending], 1, sampling)
-            for (cluster_id, doc_ids, depth, ids), (completion,) in zip(pending, outputs):
+            chars = prompts.text_budget(role_max_tokens(cfg, "questioner"))
+            schema = prompts.questioner_schema(task, chars) if structured and not grounded_records else None
+            sampling = self.sampling(derive_seed(seed, "questioner", task), schema, role="questioner")
+            grammars = [p[4] for p in pending] if grounded_records else None
+            outputs = self._generate(phases, "questioner", [p[3] for p in pending], 1, sampling, grammars=grammars)
+            for (cluster_id, doc_ids, depth, ids, _, dropped), (completion,) in zip(pending, outputs):
                 parse = parse_questioner(
                     task,
                     completion.text,
-                    max_answer_tokens=self.cfg.selfplay.qa_answer_max_tokens,
+                    max_answer_tokens=cfg.selfplay.qa_answer_max_tokens,
                     count_tokens=lambda s: len(self.tokenizer(s, add_special_tokens=False)["input_ids"]),
-                    strict=self.cfg.prompts.strict_record,
+                    strict=cfg.prompts.strict_record,
                 )
-                proposals.append(
-                    Proposal(task, cluster_id, doc_ids, depth, curriculum.max_context, Rollout(ids, completion), parse)
-                )
+                proposal = Proposal(task, cluster_id, doc_ids, depth, curriculum.max_context, Rollout(ids, completion), parse,
+                                    fitted_out=dropped)
+                self._judge_quality(proposal)
+                proposals.append(proposal)
         return proposals
+
+    def _fit(self, task, cluster_id, memory, doc_ids, examples, budget, encode) -> list[str] | None:
+        """The questioner's documents cut to the budget (memory.overflow = fit): new documents
+        give way first, then the oldest remembered ones (HistoryMemory.drop_order)."""
+        overhead = len(encode([]))
+        per_doc = {d: self.corpus.documents[d].tokens + 8 for d in doc_ids}  # + the header line
+        kept = fit_questioner_documents(doc_ids, memory.drop_order(task, cluster_id, doc_ids), per_doc, budget - overhead)
+        # Token counts of documents alone are a close estimate: drop more while the prompt is over.
+        while kept is not None and len(encode(kept)) > budget:
+            kept = kept[:-1] if len(kept) > 1 else None
+        return kept
+
+    def _judge_quality(self, p: Proposal) -> None:
+        """The question-quality rule on a parsed record; with the filter on, an ill-formed record
+        becomes a format error (its fields stay, for people to read)."""
+        if not p.parse.ok:
+            return
+        answer = p.parse.answer_value if p.task == "docmath_qa" else p.parse.answer
+        p.quality = question_quality(p.task, p.parse.question, answer, p.parse.options, self.corpus.docs(p.doc_ids))
+        if not p.quality.ok and self.cfg.selfplay.question_quality_filter:
+            p.parse.status, p.parse.reason = FORMAT_ERROR, f"question quality: {p.quality.reason}"
 
     # -- 3. grounding filter -----------------------------------------------------------------------
 
@@ -288,7 +338,9 @@ class RolloutRunner:
         if not self.cfg.selfplay.grounding_enabled:
             return
         ids = [self.encode(prompts.grounding_messages(p.task, p.parse.question, p.parse.options, style=self.style)) for p in valid]
-        outputs = self._generate(phases, "grounding", ids, 1, self.sampling(derive_seed(seed, "grounding")))
+        # Under a responder grammar the guess is decoded as the responder answers (its answer line).
+        grammars = [grounded.responder_grammar(p.task) for p in valid] if self.cfg.structured.responder else None
+        outputs = self._generate(phases, "grounding", ids, 1, self.sampling(derive_seed(seed, "grounding")), grammars=grammars)
         for p, prompt_ids, (completion,) in zip(valid, ids, outputs):
             p.grounding = Rollout(prompt_ids, completion)
             p.grounding_score = rule_score(p.task, completion.text, p.parse.answer)
@@ -300,19 +352,22 @@ class RolloutRunner:
     def respond(self, proposals: list[Proposal], curriculum: LengthCurriculum, seed: int, phases: Phases) -> None:
         budget = min(curriculum.max_context, self.prompt_limit)
         doc_tokens = self.corpus.doc_tokens
+        one_line = self.cfg.structured.responder and self.cfg.structured.grounded
         todo: list[tuple[Proposal, list[int]]] = []
         for p in proposals:
             if not p.parse.ok or p.skipped:
                 continue
             cluster = next(c for c in self.corpus.clusters if c.id == p.cluster)
             # What the prompt costs besides the documents: template, question, instructions.
-            overhead = len(self.encode(prompts.responder_messages(p.task, [], p.parse.question, p.parse.options, style=self.style)))
+            overhead = len(self.encode(prompts.responder_messages(
+                p.task, [], p.parse.question, p.parse.options, style=self.style, grounded=one_line)))
             # format_documents adds a header line per document: count it with the document.
             per_doc = {d: doc_tokens[d] + 8 for d in cluster.doc_ids}
             kept = fit_responder_documents(p.doc_ids, cluster.doc_ids, per_doc, budget - overhead)
             ids = None
             if kept is not None:
-                ids = self.encode(prompts.responder_messages(p.task, self.corpus.docs(kept), p.parse.question, p.parse.options, style=self.style))
+                ids = self.encode(prompts.responder_messages(
+                    p.task, self.corpus.docs(kept), p.parse.question, p.parse.options, style=self.style, grounded=one_line))
                 if len(ids) > budget:
                     ids = None
             if ids is None:
@@ -322,7 +377,11 @@ class RolloutRunner:
             p.responder_doc_ids = kept
             todo.append((p, ids))
         G = self.cfg.selfplay.group_size
-        outputs = self._generate(phases, "responder", [ids for _, ids in todo], G, self.sampling(derive_seed(seed, "responder")))
+        grammars = None
+        if self.cfg.structured.responder:
+            grammars = [grounded.responder_grammar(p.task) for p, _ in todo]
+        outputs = self._generate(phases, "responder", [ids for _, ids in todo], G, self.sampling(derive_seed(seed, "responder")),
+                                 grammars=grammars)
         for (p, ids), completions in zip(todo, outputs):
             for c in completions:
                 extracted = extract_answer(p.task, c.text)
@@ -337,20 +396,25 @@ class RolloutRunner:
         tokenizer judge."""
         cfg = self.cfg
         tokenizer = self.judge.tokenizer if self.judge else self.tokenizer
+        decision_only = cfg.structured.verifier and cfg.structured.grounded
         todo: list[tuple[Proposal, Answer, list[int]]] = []
         if cfg.selfplay.verifier_enabled:
             for p in proposals:
+                if p.task not in cfg.selfplay.verifier_tasks:
+                    continue  # this task's reward is the rule score alone
                 for a in p.answers:
                     if a.extracted is None:
                         continue
                     messages = prompts.verifier_messages(
                         p.task, p.parse.question, a.extracted, p.parse.answer, p.parse.options,
-                        structured=cfg.structured.verifier, style=self.style,
+                        structured=cfg.structured.verifier, style=self.style, grounded=decision_only,
                     )
                     todo.append((p, a, self.encode(messages, tokenizer)))
-        chars = prompts.text_budget(cfg.sampling.max_response_tokens)
-        schema = prompts.verifier_schema(chars) if cfg.structured.verifier else None
-        sampling = self.sampling(derive_seed(seed, "verifier"), schema)
+        chars = prompts.text_budget(role_max_tokens(cfg, "verifier"))
+        schema = prompts.verifier_schema(chars) if cfg.structured.verifier and not decision_only else None
+        sampling = self.sampling(derive_seed(seed, "verifier"), schema, role="verifier")
+        if decision_only:
+            sampling = replace(sampling, grammar=grounded.verifier_grammar())
         outputs = self._generate(phases, "verifier", [ids for *_, ids in todo], cfg.selfplay.verifier_samples, sampling,
                                  engine=self.judge.engine if self.judge else None)
         for (p, a, ids), completions in zip(todo, outputs):

@@ -271,6 +271,10 @@ class SelfPlay:
                 "dropped": status(batching.DROPPED),
                 "skipped_context": sum(1 for s in scored if s.proposal.skipped == "context"),
                 "rbar": _mean([r.rbar for r in answered_records]),
+                # share of all questioner records that are well-formed questions grounded in
+                # their documents (spell/quality.py); unparsable records count as ill-formed
+                "question_quality": _mean([1.0 if s.proposal.quality is not None and s.proposal.quality.ok else 0.0
+                                           for s in scored]),
             },
             "responder": {
                 "groups": len(groups),
@@ -287,6 +291,9 @@ class SelfPlay:
                 # how often the majority says what the rule score says (rule 0/1 only)
                 "agreement_with_rule": _mean([1.0 if float(a.judgment.majority) == a.rule else 0.0 for a in judged if a.rule in (0.0, 1.0)]),
                 "eligible_groups": sum(1 for v in vgroups if v.eligible),
+                # the majority against the rule score: true-positive rate on rule-correct answers,
+                # true-negative rate on rule-wrong ones, and the counts (for rates over a run)
+                **_confusion(judged),
             },
             "context_tokens": {"mean": _mean(ctx), "max": max(ctx) if ctx else None},
             "memory": {"depth_mean": _mean(depths), "depth_max": max(depths) if depths else None},
@@ -299,6 +306,7 @@ class SelfPlay:
             "batch": {
                 "generation_batches": sampler.batches,
                 "skipped_clusters": skipped_clusters,
+                "fitted_documents": sum(s.proposal.fitted_out for s in scored),
                 "responder_groups": update.counts.get("responder_groups", 0),
                 "questioner_good": update.counts.get("questioner_good", 0),
                 "questioner_bad": update.counts.get("questioner_bad", 0),
@@ -350,6 +358,9 @@ class SelfPlay:
             "options": p.parse.options,
             "questioner_status": r.status,
             "questioner_reason": p.parse.reason or p.skipped or None,
+            # the question-quality rule: "ok", or its reason (None for an unparsable record)
+            "question_quality": None if p.quality is None else (p.quality.reason or "ok"),
+            "evidence": p.parse.record.get("evidence") if isinstance(p.parse.record.get("evidence"), str) else None,
             "grounding_score": p.grounding_score,
             "memory_depth": p.memory_depth,
             "curriculum_stage": stage_index,
@@ -383,6 +394,18 @@ class SelfPlay:
                 "rewards": {"questioner": r.reward, "responder": a.reward, "verifier": _mean(vg.rewards) if vg else None},
             })
         return out
+
+
+def _confusion(judged: list[Any]) -> dict[str, Any]:
+    pos = [a for a in judged if a.rule == 1.0]
+    neg = [a for a in judged if a.rule == 0.0]
+    tp = sum(1 for a in pos if a.judgment.majority == 1)
+    tn = sum(1 for a in neg if a.judgment.majority == 0)
+    return {
+        "true_positive_rate": tp / len(pos) if pos else None,
+        "true_negative_rate": tn / len(neg) if neg else None,
+        "rule_positives": len(pos), "rule_negatives": len(neg), "true_positives": tp, "true_negatives": tn,
+    }
 
 
 def _mean(values: list[float]) -> float | None:

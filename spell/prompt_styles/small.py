@@ -58,6 +58,85 @@ def format_documents(documents: Sequence[Document] | None) -> str:
     return "\n\n".join(parts)
 
 
+# Grounded records (structured.grounded, spell/grounded.py): what to write, and a worked example
+# about a text unlike any corpus, so copying it is easy to catch (spell/quality.py: off_topic).
+_GROUNDED_BRIEF = {
+    "doc_general_qa": (
+        "Choose one sentence of the documents that states a fact: a name, a date or a number. "
+        "Copy it after \"Evidence:\". Then ask a question that this sentence answers, using its "
+        "words, and give the answer: the name, date or number, copied from the sentence."
+    ),
+    "doc_mc": (
+        "Choose one sentence of the documents that states a fact: a name, a date or a number. "
+        "Copy it after \"Evidence:\". Then ask a question that this sentence answers, using its "
+        "words; give the right answer, copied from the sentence, and three wrong answers: other "
+        "names, dates or numbers of the same kind from the documents."
+    ),
+    "docmath_qa": (
+        "Choose one sentence or table row of the documents that states numbers. Copy it after "
+        "\"Evidence:\". Then ask a question that needs a calculation with those numbers (a "
+        "difference, a sum, a ratio or a percentage change), and give the answer as one number."
+    ),
+}
+_GROUNDED_EXAMPLE = {
+    "doc_general_qa": (
+        "Evidence: The lighthouse at Cape Morrow was built in 1871 by the engineer Ada Pell.\n"
+        "Question: Who built the lighthouse at Cape Morrow?\n"
+        "Answer: Ada Pell"
+    ),
+    "doc_mc": (
+        "Evidence: The lighthouse at Cape Morrow was built in 1871 by the engineer Ada Pell.\n"
+        "Question: Who built the lighthouse at Cape Morrow?\n"
+        "Answer: Ada Pell\nWrong: Tomas Reed\nWrong: Hugo Marsh\nWrong: Ilse Varga"
+    ),
+    "docmath_qa": (
+        "Evidence: The ferry carried 12,400 passengers in 2030 and 9,300 in 2031.\n"
+        "Question: How many fewer passengers did the ferry carry in 2031 than in 2030?\n"
+        "Answer: 3100"
+    ),
+}
+_GROUNDED_ENDING = {
+    "doc_general_qa": 'Then write: "The correct answer is <answer>", the answer copied from the documents.',
+    "doc_mc": 'Then write: "The correct answer is (X)", where X is the letter A, B, C or D of the right choice.',
+    "docmath_qa": 'Then write: "The correct answer is <number>", one number (no units or words).',
+}
+
+
+_ONE_LINE_ANSWER = {
+    "doc_general_qa": 'Answer in one line: "The correct answer is <answer>", the answer copied from the documents.',
+    "doc_mc": 'Answer in one line: "The correct answer is (X)", where X is the letter A, B, C or D of the right choice.',
+    "docmath_qa": 'Answer in one line: "The correct answer is <number>", one number (no units or words).',
+}
+
+
+def grounded_questioner(task: str, documents: str, memory: Sequence[Mapping[str, Any]]) -> str:
+    """The questioner's prompt for a grounded record: Evidence / Question / Answer (/ Wrong) lines."""
+    parts = [
+        "Read the documents, then write one exam question about them.",
+        "",
+        "<documents>",
+        documents,
+        "</documents>",
+        "",
+        _GROUNDED_BRIEF[task],
+        "",
+        "Example, about another text:",
+        _GROUNDED_EXAMPLE[task],
+    ]
+    if memory:
+        parts += [
+            "",
+            "Questions already asked about these documents:",
+            "",
+            examples_text(task, memory),
+            "",
+            "Ask a different question: about another sentence, or one that needs a fact from a "
+            "second document too.",
+        ]
+    parts += ["", "Now write yours, about the documents above."]
+    return "\n".join(parts)
+
+
 def questioner(
     task: str, documents: str, memory: Sequence[Mapping[str, Any]], *, structured: bool, target_letter: str | None
 ) -> str:
@@ -101,6 +180,22 @@ def questioner(
     return "\n".join(parts)
 
 
+def grounded_responder(task: str, documents: str, question: str, options: Mapping[str, str] | None) -> str:
+    """The responder's prompt for a one-line answer (its grammar is the answer line alone: quoting
+    the evidence first cost 5x the tokens and did not answer better on the held-out sets)."""
+    return "\n".join([
+            "Read the documents and answer the question.",
+            "",
+            "<documents>",
+            documents,
+            "</documents>",
+            "",
+            question_text(task, question, options),
+            "",
+            _ONE_LINE_ANSWER[task],
+        ])
+
+
 def responder(task: str, documents: str, question: str, options: Mapping[str, str] | None) -> str:
     return "\n".join([
         "Read the documents and answer the question.",
@@ -115,13 +210,30 @@ def responder(task: str, documents: str, question: str, options: Mapping[str, st
     ])
 
 
-def verifier(
-    task: str, question: str, options: Mapping[str, str] | None, answer: str | None, reference: str, *, structured: bool
-) -> str:
+def _shown_answers(task: str, options: Mapping[str, str] | None, answer: str | None, reference: str) -> tuple[str, str]:
     ref = reference
     if task == "doc_mc" and options and reference in options:
         ref = f"({reference}) {options[reference]}"
-    shown = answer if answer else "(no answer given)"
+    return (answer if answer else "(no answer given)"), ref
+
+
+def grounded_verifier(task: str, question: str, options: Mapping[str, str] | None, answer: str | None, reference: str) -> str:
+    """A short verifier prompt whose whole reply is YES or NO."""
+    shown, ref = _shown_answers(task, options, answer, reference)
+    return "\n".join([
+        f"Question: {question_text(task, question, options)}",
+        f"Reference answer: {ref}",
+        f"Candidate answer: {shown}",
+        "",
+        "Does the candidate answer say the same as the reference answer (the same name, date, "
+        "number or choice)? Reply YES or NO.",
+    ])
+
+
+def verifier(
+    task: str, question: str, options: Mapping[str, str] | None, answer: str | None, reference: str, *, structured: bool
+) -> str:
+    shown, ref = _shown_answers(task, options, answer, reference)
     body = [
         "Judge whether a candidate answer to a question is equivalent to the reference answer.",
         "Equivalent means the same entity, value or choice, allowing different wording, units "

@@ -50,7 +50,8 @@ class ScriptedEngine:
         self.tokenizer = tokenizer
         self.calls = 0
 
-    def generate(self, prompts, n, sampling):
+    def generate(self, prompts, n, sampling, grammars=None):
+        # The outputs are rewritten below, so the grammars (if any) are not decoded under.
         self.calls += 1
         out = self.inner.generate(prompts, n, sampling)
         result = []

@@ -9,6 +9,7 @@ from spell.config import (
     describe_fields,
     load_config,
     preset,
+    role_max_tokens,
     validate,
     with_overrides,
 )
@@ -28,15 +29,17 @@ PAPER_7B = {
                  "max_generation_batches": 10, "verifier_share": 0.125, "verifier_batch": "fixed",
                  "bad_questioner_ratio": 1.0, "qa_answer_max_tokens": 40, "grounding_threshold": 0.1,
                  "grounding_enabled": True, "verifier_enabled": True, "verifier_model": "",
-                 "train_questioner": True, "mode": "spell", "rlvr_set": ""},
+                 "train_questioner": True, "mode": "spell", "rlvr_set": "",
+                 "verifier_tasks": ["doc_general_qa", "doc_mc", "docmath_qa"], "question_quality_filter": False},
     "rewards": {"questioner_mode": "gaussian", "sigma": 1 / 6, "verifier_eligibility": "maj_cons",
                 "majority": "paper", "agreement_min": 0.51, "agreement_max": 0.99,
                 "ungrounded_penalty": -0.5, "format_penalty": -1.0},
-    "memory": {"enabled": True, "depth": 3, "admission": "paper", "new_docs_per_round": 5},
+    "memory": {"enabled": True, "depth": 3, "admission": "paper", "new_docs_per_round": 5, "overflow": "skip"},
     "length_curriculum": {"enabled": False, "stages": [4096, 8192, 16384], "promote_accuracy": 0.6, "window": 5},
-    "sampling": {"temperature": 0.7, "top_p": 0.95, "max_response_tokens": 4096, "max_prompt_tokens": 18000},
+    "sampling": {"temperature": 0.7, "top_p": 0.95, "max_response_tokens": 4096, "max_prompt_tokens": 18000,
+                 "questioner_max_tokens": 0, "responder_max_tokens": 0, "verifier_max_tokens": 0},
     "prompts": {"style": "release", "strict_record": True},
-    "structured": {"questioner": False, "verifier": False},
+    "structured": {"questioner": False, "verifier": False, "responder": False, "grounded": False},
     "optim": {"lr": 2e-06, "weight_decay": 0.01, "grad_clip": 1.0, "betas": [0.9, 0.999], "eps": 1e-08,
               "schedule": "constant", "warmup_steps": 0},
     "loss": {"clip": 0.2, "aggregation": "token-mean", "per_role_mean": False, "advantage_std": "unbiased",
@@ -48,27 +51,29 @@ PAPER_7B = {
     "eval": {"every_steps": 10, "sets": [], "samples": 8, "max_input_tokens": 16384, "at_start": True,
              "judge": False, "judge_model_path": ""},
     "checkpoint": {"every_steps": 10, "keep_last": 2, "keep_best": True},
-    "run": {"steps": 70, "seed": 1234},
+    "run": {"steps": 70, "time_budget_minutes": 0.0, "seed": 1234},
 }
 
 CPU_DEMO = {
     "model": {"path": "var/models/SmolLM2-135M-Instruct", "max_positions": None, "dtype": "float32",
-              "trust_remote_code": False, "gradient_checkpointing": True},
-    "tasks": {"mix": {"doc_general_qa": 1.0, "doc_mc": 1.0, "docmath_qa": 1.0}, "docs_per_question": 3},
-    "selfplay": {"questions_per_task": 1, "group_size": 4, "verifier_samples": 4, "batch_groups": 3,
+              "trust_remote_code": False, "gradient_checkpointing": False},
+    "tasks": {"mix": {"doc_general_qa": 1.0, "doc_mc": 1.0, "docmath_qa": 1.0}, "docs_per_question": 2},
+    "selfplay": {"questions_per_task": 3, "group_size": 4, "verifier_samples": 4, "batch_groups": 9,
                  "max_generation_batches": 1, "verifier_share": 0.5, "verifier_batch": "share",
                  "bad_questioner_ratio": 1.0, "qa_answer_max_tokens": 40, "grounding_threshold": 0.1,
                  "grounding_enabled": True, "verifier_enabled": True, "verifier_model": "",
-                 "train_questioner": True, "mode": "spell", "rlvr_set": ""},
+                 "train_questioner": True, "mode": "spell", "rlvr_set": "",
+                 "verifier_tasks": ["doc_general_qa"], "question_quality_filter": True},
     "rewards": {"questioner_mode": "gaussian", "sigma": 1 / 6, "verifier_eligibility": "maj_cons",
                 "majority": "paper", "agreement_min": 0.51, "agreement_max": 0.99,
                 "ungrounded_penalty": -0.5, "format_penalty": -1.0},
-    "memory": {"enabled": True, "depth": 3, "admission": "paper", "new_docs_per_round": 2},
-    "length_curriculum": {"enabled": True, "stages": [1536, 2048], "promote_accuracy": 0.6, "window": 5},
-    "sampling": {"temperature": 0.7, "top_p": 0.95, "max_response_tokens": 160, "max_prompt_tokens": 3072},
+    "memory": {"enabled": True, "depth": 3, "admission": "paper", "new_docs_per_round": 1, "overflow": "fit"},
+    "length_curriculum": {"enabled": False, "stages": [4096, 8192, 16384], "promote_accuracy": 0.6, "window": 5},
+    "sampling": {"temperature": 0.7, "top_p": 0.95, "max_response_tokens": 160, "max_prompt_tokens": 2048,
+                 "questioner_max_tokens": 112, "responder_max_tokens": 32, "verifier_max_tokens": 4},
     "prompts": {"style": "small", "strict_record": False},
-    "structured": {"questioner": True, "verifier": True},
-    "optim": {"lr": 1e-06, "weight_decay": 0.01, "grad_clip": 1.0, "betas": [0.9, 0.999], "eps": 1e-08,
+    "structured": {"questioner": True, "verifier": True, "responder": True, "grounded": True},
+    "optim": {"lr": 1e-05, "weight_decay": 0.01, "grad_clip": 1.0, "betas": [0.9, 0.999], "eps": 1e-08,
               "schedule": "constant", "warmup_steps": 0},
     "loss": {"clip": 0.2, "aggregation": "token-mean", "per_role_mean": True, "advantage_std": "population",
              "dual_clip": 3.0, "kl_coef": 0.0, "kl_estimator": "k3", "entropy_coef": 0.0},
@@ -79,7 +84,7 @@ CPU_DEMO = {
     "eval": {"every_steps": 5, "sets": [], "samples": 2, "max_input_tokens": 2048, "at_start": True,
              "judge": False, "judge_model_path": ""},
     "checkpoint": {"every_steps": 5, "keep_last": 2, "keep_best": True},
-    "run": {"steps": 20, "seed": 1234},
+    "run": {"steps": 20, "time_budget_minutes": 0.0, "seed": 1234},
 }
 
 
@@ -104,9 +109,11 @@ def test_cpu_demo_fits_smollm2():
     cfg = preset("cpu-demo")
     assert validate(cfg, model_max_positions=8192) == []
     assert cfg.structured.questioner and cfg.structured.verifier
-    assert max(cfg.length_curriculum.stages) <= 2048
-    # the release's fixed verifier count would be int(3 x 4 x 0.125 / 4) = 0 groups here
-    assert int(cfg.selfplay.batch_groups * cfg.selfplay.group_size * 0.125 / cfg.selfplay.verifier_samples) == 0
+    assert cfg.structured.responder and cfg.structured.grounded and cfg.prompts.style == "small"
+    # no length stages: the context is the prompt limit, short enough for SmolLM2 to read
+    assert not cfg.length_curriculum.enabled and cfg.sampling.max_prompt_tokens <= 2048
+    # the release's fixed verifier count would be int(9 x 4 x 0.125 / 4) = 1 group here
+    assert int(cfg.selfplay.batch_groups * cfg.selfplay.group_size * 0.125 / cfg.selfplay.verifier_samples) == 1
     assert cfg.selfplay.verifier_batch == "share"
 
 
@@ -304,3 +311,15 @@ def test_describe_fields_covers_every_knob():
     # sections stay grouped, in order
     sections = [f.section for f in info.values()]
     assert sections == sorted(sections, key=sections.index)
+
+
+def test_each_role_has_its_own_completion_limit_under_the_common_ceiling():
+    cfg = with_overrides(RunConfig(), {"sampling.max_response_tokens": 100, "sampling.questioner_max_tokens": 60,
+                                       "sampling.verifier_max_tokens": 400})
+    assert role_max_tokens(cfg, "questioner") == 60
+    assert role_max_tokens(cfg, "responder") == 100  # 0: the ceiling
+    assert role_max_tokens(cfg, "verifier") == 100  # never above the ceiling
+    assert "sampling.responder_max_tokens" in fields_of(validate(with_overrides(cfg, {"sampling.responder_max_tokens": -1})))
+    bad = with_overrides(RunConfig(), {"selfplay.verifier_tasks": ["doc_qa"]})
+    assert "selfplay.verifier_tasks" in fields_of(validate(bad))
+    assert "structured.grounded" in fields_of(validate(with_overrides(RunConfig(), {"structured.grounded": True})))

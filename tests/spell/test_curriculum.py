@@ -3,12 +3,13 @@ import random
 
 import pytest
 
-from spell.config import preset
+from spell.config import preset, with_overrides
 from spell.curriculum import (
     HistoryMemory,
     LengthCurriculum,
     MemoryEntry,
     admits,
+    fit_questioner_documents,
     fit_responder_documents,
 )
 
@@ -156,6 +157,23 @@ def test_paper_7b_trains_at_its_full_context_throughout():
     lc = LengthCurriculum.from_config(preset("paper-7b"))
     assert not lc.enabled and lc.max_context == 18000
     assert not any(lc.record(1.0) for _ in range(10)) and lc.max_context == 18000
-    # On (cpu-demo): its first stage, promoted by the rolling accuracy.
-    small = LengthCurriculum.from_config(preset("cpu-demo"))
+    # On: its first stage, promoted by the rolling accuracy.
+    small = LengthCurriculum.from_config(with_overrides(
+        preset("cpu-demo"), {"length_curriculum.enabled": True, "length_curriculum.stages": [1536, 2048]}))
     assert small.enabled and small.max_context == 1536
+
+
+def test_an_over_long_questioner_context_drops_new_documents_first_then_the_oldest_remembered():
+    mem = HistoryMemory(depth=3, docs_per_question=2, new_docs_per_round=2)
+    mem.add("doc_mc", "c", entry("q0", ["d1", "d2"]))
+    mem.add("doc_mc", "c", entry("q1", ["d1", "d2", "d5"]))
+    chosen = ["d1", "d2", "d5", "d7", "d9"]  # d7, d9 are this round's new documents
+    order = mem.drop_order("doc_mc", "c", chosen)
+    assert order == ["d9", "d7", "d1", "d2", "d5"]
+    tokens = dict.fromkeys(chosen, 100)
+    assert fit_questioner_documents(chosen, order, tokens, 500) == chosen  # fits: nothing dropped
+    assert fit_questioner_documents(chosen, order, tokens, 300) == ["d1", "d2", "d5"]
+    assert fit_questioner_documents(chosen, order, tokens, 250) == ["d2", "d5"]
+    # one document always stays when it fits; none fits: None (the cluster is skipped)
+    assert fit_questioner_documents(chosen, order, tokens, 100) == ["d5"]
+    assert fit_questioner_documents(chosen, order, tokens, 99) is None

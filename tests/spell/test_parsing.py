@@ -349,3 +349,16 @@ def test_a_raw_tab_inside_a_json_string_is_read():
 
     parsed = parse_questioner("doc_general_qa", '{"question": "Who\\tsigned it?", "answer": "Ada\tLovelace"}'.replace("\\t", "\t"))
     assert parsed.question == "Who\tsigned it?" and parsed.answer == "Ada\tLovelace"
+
+
+def test_questioner_reads_the_small_styles_labelled_lines_leniently_only():
+    qa = "Evidence: The mill opened in 1851.\nQuestion: When did the mill open?\nAnswer: 1851"
+    got = parse_questioner("doc_general_qa", qa)
+    assert got.ok and got.question == "When did the mill open?" and got.answer == "1851"
+    assert got.record["evidence"] == "The mill opened in 1851."
+    mc = qa.replace("Answer: 1851", "Answer: 1851\nWrong: 1850\nWrong: 1900\nWrong: 1799")
+    got = parse_questioner("doc_mc", mc)
+    assert got.ok and got.options[got.answer] == "1851" and sorted(got.options.values()) == ["1799", "1850", "1851", "1900"]
+    # two wrong options: no four choices, a format error; the strict (release) reading refuses lines
+    assert parse_questioner("doc_mc", mc.replace("Wrong: 1799", "")).status == FORMAT_ERROR
+    assert parse_questioner("doc_general_qa", qa, strict=True).status == FORMAT_ERROR

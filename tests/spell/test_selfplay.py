@@ -11,6 +11,7 @@ import torch
 from spell.config import preset, with_overrides
 from spell.data.ingest import CorpusRecord
 from spell.engines.hf import HFEngine
+from spell.grounded import split_sentences
 from spell.loss import policy_loss
 from spell.models import TINY_RANDOM, load_model, prepare_model
 from spell.rollout import Corpus, derive_seed
@@ -40,6 +41,12 @@ SAMPLE_FIELDS = {
 }
 
 
+SCRIPTED_RECORDS = {
+    "structured.grounded": False, "structured.responder": False, "selfplay.question_quality_filter": False,
+    "selfplay.verifier_tasks": ["doc_general_qa", "doc_mc", "docmath_qa"],
+}
+
+
 def tiny_config(path, **overrides):
     base = {
         "model.path": str(path),
@@ -52,6 +59,9 @@ def tiny_config(path, **overrides):
         "sampling.max_response_tokens": 6,
         "memory.new_docs_per_round": 1,
         "run.seed": 7,
+        # The scripted engine writes fixed JSON records about made-up facts: the grounded records,
+        # the quality filter and the QA-only verifier are tested on their own below.
+        **SCRIPTED_RECORDS,
     }
     base.update(overrides)
     return with_overrides(preset("cpu-demo"), base)
@@ -117,7 +127,7 @@ def test_a_step_trains_every_role_and_reports_everything(tiny_path):
         assert s["rewards"]["responder"] == max(s["rule_score"], s["majority"] if s["majority"] in (0, 1) else 0)
         assert len(s["votes"]) == 3 and s["verdict"] in ("YES", "NO", "INVALID")
         assert set(s["doc_ids"]) <= set(s["responder_doc_ids"])
-        assert s["context_tokens"] > 0 and s["memory_depth"] == 0 and s["curriculum_stage"] == 0
+        assert s["context_tokens"] > 0 and s["memory_depth"] == 0 and s["curriculum_stage"] == m["curriculum"]["stage"]
     mc = [s for s in result.samples if s["task"] == "doc_mc"]
     assert mc and mc[0]["options"]["B"] == "Cecil" and mc[0]["reference"] == "B"
     assert all(s["task"] in ("doc_general_qa", "doc_mc", "docmath_qa") for s in result.samples)
@@ -162,10 +172,13 @@ class Recording:
     """Wraps an engine and keeps every prompt it was asked to continue (decoded)."""
 
     def __init__(self, inner, tokenizer):
-        self.inner, self.tokenizer, self.prompts = inner, tokenizer, []
+        self.inner, self.tokenizer, self.prompts, self.grammars = inner, tokenizer, [], []
 
-    def generate(self, prompts, n, sampling):
+    def generate(self, prompts, n, sampling, grammars=None):
         self.prompts += [self.tokenizer.decode(p) for p in prompts]
+        self.grammars += list(grammars) if grammars else [sampling.grammar] * len(prompts)
+        if grammars:
+            return self.inner.generate(prompts, n, sampling, grammars=grammars)
         return self.inner.generate(prompts, n, sampling)
 
     def sync_weights(self, state_dict):
@@ -237,3 +250,35 @@ def test_an_external_verifier_judges_and_is_not_trained(tiny_path):
     assert m["batch"]["verifier_groups"] == 0 and m["batch"]["sequences"]["verifier"] == 0
     assert all(torch.equal(before[k], v) for k, v in judge_model.state_dict().items())
     assert any(s["votes"] for s in result.samples)
+
+
+def test_a_grounded_step_quotes_its_documents_and_verifies_qa_only(tiny_path):
+    # cpu-demo as it ships (grounded records, the quality filter, the answer-line responder, a
+    # QA-only verifier), decoded by the real tiny model under the grammars: whatever it writes,
+    # each questioner record quotes a sentence of its own documents.
+    sp, _ = make_selfplay(tiny_path, scripted=False, **{
+        "structured.grounded": True, "structured.responder": True, "selfplay.question_quality_filter": True,
+        "selfplay.verifier_tasks": ["doc_general_qa"], "sampling.max_response_tokens": 112,
+    })
+    sp.engine = sp.runner.engine = Recording(sp.engine, sp.tokenizer)
+    result = sp.step(1)
+    m = result.metrics
+    docs = {r.id: r.text for r in tiny_corpus_records()}
+    proposals = {(s["cluster"], s["question"]): s for s in result.samples if s["question"]}
+    assert proposals, "the grammar always yields a readable record"
+    for s in proposals.values():
+        sentences = {x for d in s["doc_ids"] for x in split_sentences(docs[d])}
+        assert s["evidence"] in sentences, s["evidence"]
+        # the quality rule's verdict on every parsed record, and the filter acts on it
+        assert s["question_quality"] is not None
+        assert (s["question_quality"] == "ok") or s["questioner_status"] == "format_error"
+    ok = sum(1 for s in proposals.values() if s["question_quality"] == "ok")
+    assert m["questioner"]["question_quality"] == pytest.approx(ok / m["questioner"]["samples"])
+    questioner = [g for p, g in zip(sp.engine.prompts, sp.engine.grammars) if "Evidence:" in p and "Question:" in p]
+    assert questioner and all(g and g.startswith("root ::=") for g in questioner)
+    for s in result.samples:
+        if s["response"] is not None:
+            assert s["response"].startswith("The correct answer is")
+        # only QA answers are judged; MC and DocMath rewards are the rule score
+        if s["task"] != "doc_general_qa":
+            assert s["votes"] in ([], None) and s["rewards"]["responder"] == s["rule_score"]
