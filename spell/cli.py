@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--prompt-style", choices=("release", "small"), default="release",
                    help="responder prompt wording: release (paper-7b) or small (cpu-demo)")
+    e.add_argument("--answer-line", action="store_true",
+                   help="as cpu-demo's responder: one answer line under its grammar (needs --prompt-style small)")
     e.add_argument("--out", help="write the results as JSON here (else stdout only)")
     e.add_argument("--no-progress", action="store_true")
 
@@ -159,6 +161,8 @@ def _eval(args: argparse.Namespace) -> int:
             limit=args.limit,
             seed=args.seed,
             prompt_style=args.prompt_style,
+            answer_grammar=args.answer_line,
+            one_line_answer=args.answer_line,
         ),
         progress=not args.no_progress,
     )

@@ -817,6 +817,8 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
     at_least("eval.every_steps", 0)
     at_least("eval.samples", 1)
     at_least("eval.max_input_tokens", 1)
+    if cfg.eval.judge:
+        bad("eval.judge", "the evaluation judge is not implemented yet: QA is scored by cover-EM (leave eval.judge off)")
     at_least("checkpoint.every_steps", 0)
     at_least("checkpoint.keep_last", 1)
     at_least("run.steps", 0)

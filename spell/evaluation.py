@@ -35,6 +35,11 @@ class EvalOptions:
     limit: int | None = None  # only the first N items of each set
     seed: int = 0
     prompt_style: str = "release"  # the responder prompt's wording (spell/prompt_styles)
+    # As the training responder is prompted and decoded, so that an evaluation measures the policy
+    # as it is trained: the answer-line grammar (structured.responder) and the small style's
+    # one-line prompt (with structured.grounded).
+    answer_grammar: bool = False
+    one_line_answer: bool = False
 
 
 def item_options(item: Any) -> dict[str, str] | None:
@@ -57,13 +62,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def build_prompt(item: Any, tokenizer: Any, max_input_tokens: int, style: str = prompts.DEFAULT_STYLE) -> list[int]:
+def build_prompt(
+    item: Any, tokenizer: Any, max_input_tokens: int, style: str = prompts.DEFAULT_STYLE, one_line_answer: bool = False
+) -> list[int]:
     """The responder prompt (in `style`) over the item's context, with the context middle-truncated
     so the whole prompt fits `max_input_tokens` (the paper truncates the input at 16K / 100K)."""
     from spell.data.evalsets import middle_truncate
 
     def encode(context: str) -> list[int]:
-        messages = prompts.responder_messages(item.task, [context], item.question, item_options(item), style=style)
+        messages = prompts.responder_messages(item.task, [context], item.question, item_options(item), style=style,
+                                              grounded=one_line_answer)
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -91,9 +99,12 @@ def evaluate(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Scores per set: {"sets": {name: {"mean@k", "pass@k", "items", "k", "by_task"}}, "mean": ...}.
-    `mean` is the unweighted average of the sets' mean@k (the paper averages benchmarks)."""
+    """Scores per set: {"sets": {name: {"mean@k", "pass@k", "items", "k", "item_means", ...}},
+    "mean": ...}. `mean` is the unweighted average of the sets' mean@k (the paper averages
+    benchmarks); `item_means` (each item's mean score over its k answers, in file order) lets two
+    evaluations of the same set be compared item by item (spell/stats.py paired_bootstrap)."""
     from spell.engines.base import SamplingParams
+    from spell.grounded import responder_grammar
     from spell.rollout import derive_seed
 
     started = time.monotonic()
@@ -102,13 +113,15 @@ def evaluate(
         items = list(items)[: options.limit] if options.limit else list(items)
         if not items:
             continue
-        prompts_ = [build_prompt(item, tokenizer, options.max_input_tokens, options.prompt_style) for item in items]
+        prompts_ = [build_prompt(item, tokenizer, options.max_input_tokens, options.prompt_style, options.one_line_answer)
+                    for item in items]
         scores: list[list[float]] = []
         # One item at a time: long contexts, and k samples share its prefix.
         for i, (item, ids) in enumerate(zip(items, prompts_)):
             sampling = SamplingParams(
                 temperature=options.temperature, top_p=options.top_p, max_new_tokens=options.max_new_tokens,
                 seed=derive_seed(options.seed, "eval", name, i),
+                grammar=responder_grammar(item.task) if options.answer_grammar else None,
             )
             (completions,) = engine.generate([ids], options.k, sampling)
             scores.append([score_response(item, c.text) for c in completions])
@@ -122,6 +135,7 @@ def evaluate(
             "mean@k": sum(flat) / len(flat),
             "pass@k": sum(pass_at_k(k, sum(1 for s in row if s >= 1.0), k) for row in scores) / len(scores),
             "truncated_inputs": sum(1 for ids in prompts_ if len(ids) >= options.max_input_tokens),
+            "item_means": [round(sum(row) / len(row), 4) for row in scores],
         }
     means = [r["mean@k"] for r in results.values()]
     return {
@@ -163,6 +177,8 @@ def evaluate_cli(
         raise BadInput("--k must be at least 1")
     if options.max_input_tokens < 1:
         raise BadInput("--max-input-tokens must be at least 1")
+    if options.one_line_answer and options.prompt_style != "small":
+        raise BadInput("--answer-line is the small prompt style's answer: add --prompt-style small")
     folder = Path(model) if model else _checkpoint_model_dir(Path(checkpoint))
     positions = model_max_positions(folder)
     if options.max_input_tokens + options.max_new_tokens > positions:

@@ -397,12 +397,15 @@ def _eval_sets(cfg: RunConfig) -> dict[str, list[Any]]:
 
 def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Evaluate, emit the `eval` event; return (best so far, this evaluation's {step, mean})."""
+    from spell.config import role_max_tokens
     from spell.evaluation import EvalOptions, evaluate
 
+    # The responder's own prompt, decoding and length, so the curve measures what is trained.
     options = EvalOptions(
-        k=cfg.eval.samples, max_input_tokens=cfg.eval.max_input_tokens, max_new_tokens=cfg.sampling.max_response_tokens,
+        k=cfg.eval.samples, max_input_tokens=cfg.eval.max_input_tokens, max_new_tokens=role_max_tokens(cfg, "responder"),
         temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, seed=cfg.run.seed,
-        prompt_style=cfg.prompts.style,
+        prompt_style=cfg.prompts.style, answer_grammar=cfg.structured.responder,
+        one_line_answer=cfg.structured.responder and cfg.structured.grounded,
     )
     results = evaluate(engine, tokenizer, sets, options)
     events.emit("eval", results, step=step)

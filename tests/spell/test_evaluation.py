@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from spell import grounded
 from spell.data.evalsets import EvalItem
 from spell.engines.base import Completion
 from spell.evaluation import BadInput, EvalOptions, build_prompt, evaluate, pass_at_k, read_sets, score_response
@@ -46,9 +47,11 @@ class CannedEngine:
     def __init__(self, answers):
         self.answers = list(answers)
         self.prompts = []
+        self.grammars = []
 
     def generate(self, prompts, n, sampling):
         self.prompts.append(prompts[0])
+        self.grammars.append(sampling.grammar)
         texts = self.answers.pop(0)
         assert len(texts) == n
         return [[Completion(t, [1], [0.0], "stop", len(prompts[0])) for t in texts]]
@@ -79,6 +82,18 @@ def test_mean_and_pass_at_k_per_set():
     assert out["sets"]["hotpot"]["mean@k"] == 1.0 and out["sets"]["hotpot"]["pass@k"] == 1.0
     assert out["mean"] == pytest.approx((0.25 + 1.0) / 2)
     assert out["sets"]["lb2"]["items"] == 2 and out["sets"]["lb2"]["k"] == 2
+    # each item's mean over its k answers, in file order (for paired comparisons between steps)
+    assert out["sets"]["lb2"]["item_means"] == [0.5, 0.0] and out["sets"]["hotpot"]["item_means"] == [1.0]
+    assert engine.grammars == [None, None, None]
+
+
+def test_an_evaluation_prompts_and_decodes_as_the_one_line_responder_when_asked():
+    engine = CannedEngine([["The correct answer is (B)", "The correct answer is (B)"]])
+    options = EvalOptions(k=2, max_input_tokens=10_000, prompt_style="small", answer_grammar=True, one_line_answer=True)
+    out = evaluate(engine, CharTokenizer(), {"lb2": [MC]}, options)
+    assert out["sets"]["lb2"]["mean@k"] == 1.0
+    assert engine.grammars == [grounded.responder_grammar("doc_mc")]
+    assert "Answer in one line" in CharTokenizer().decode(engine.prompts[0])
 
 
 def test_middle_truncation_keeps_head_and_tail():

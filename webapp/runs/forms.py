@@ -22,15 +22,16 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "rewards": ("Rewards", "How the questioner and verifier are rewarded and which verifier groups are trained on."),
     "memory": ("History memory", "Remembered questions per (task, document set) that make follow-up questions harder."),
     "length_curriculum": ("Length curriculum", "Context length grows stage by stage as the responder gets better."),
-    "sampling": ("Sampling", "Decoding settings shared by every role."),
-    "structured": ("Structured decoding", "JSON-schema decoding that helps small models produce valid records."),
+    "sampling": ("Sampling", "Decoding settings shared by every role, and each role's longest completion."),
+    "prompts": ("Prompts", "The role prompts' wording (the release's, or short ones for small models) and how records are read."),
+    "structured": ("Structured decoding", "Grammars and JSON schemas that help small models write valid, grounded records."),
     "optim": ("Optimizer", "AdamW and the learning-rate schedule."),
     "loss": ("Loss", "The clipped policy-gradient loss."),
     "trainer": ("Trainer", "Where and how the update runs."),
     "engine": ("Rollout engine", "What generates the rollouts."),
     "eval": ("Evaluation", "Periodic evaluation on held-out sets."),
     "checkpoint": ("Checkpoints", "How often the run saves a resumable checkpoint and how many it keeps."),
-    "run": ("Run", "Length and seed of the run."),
+    "run": ("Run", "Length, wall-clock budget and seed of the run."),
 }
 
 

@@ -202,3 +202,10 @@ def test_it_refuses_a_review_share_outside_zero_one(owner_client, owner, corpus,
     assert response.status_code == 200
     assert "review_share" in response.context["form"].errors
     assert not Run.objects.filter(name="bad share").exists()
+
+
+def test_every_config_section_has_a_titled_place_in_the_form_and_the_run_page():
+    from spell.config import RunConfig
+    from webapp.runs.forms import SECTIONS
+
+    assert set(RunConfig().to_dict()) <= set(SECTIONS)
