@@ -36,6 +36,8 @@ from spell.config import ConfigError, RunConfig, config_from_mapping, preset, wi
 from spell.evaluation import BadInput
 
 EXIT_CANCELLED = 143
+EXIT_STARVED = 3  # steps in a row without a single question: the run cannot learn (see train())
+STARVED_STEPS = 5
 
 
 @dataclass
@@ -276,6 +278,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
             best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, 0, best)
         bar = _bar(cfg.run.steps, start_step, options.progress and is_main)
         clock = _TimeBudget(cfg.run.time_budget_minutes)
+        starved = 0
         for step in range(start_step + 1, cfg.run.steps + 1):
             if clock.stop_before_next_step():
                 events.log("time budget reached", level="warning", step=step - 1,
@@ -291,6 +294,19 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
             events.step = step
             result = selfplay.step(step)
             events.emit("metrics", result.metrics, step=step)
+            questions = (result.metrics.get("questioner") or {}).get("samples")
+            starved = starved + 1 if questions == 0 else 0
+            if starved:
+                skipped = (result.metrics.get("batch") or {}).get("skipped_clusters")
+                events.log(f"step {step} had no question", level="warning", skipped_clusters=skipped)
+            if starved >= STARVED_STEPS:
+                # A step without questions trains nothing; going on would only report progress.
+                message = (f"no question in {starved} steps in a row (steps {step - starved + 1}-{step}): every "
+                           "document set was over the prompt limit. Set memory.overflow = fit, lower "
+                           "tasks.docs_per_question or raise sampling.max_prompt_tokens")
+                events.error(message, kind="starved")
+                print(f"spell train: error: {message}", file=sys.stderr)
+                return EXIT_STARVED
             for sample in result.samples:
                 events.emit("sample", sample, step=step)
             if result.promoted:

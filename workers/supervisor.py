@@ -28,6 +28,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from spell.train import EXIT_STARVED
 from webapp.runs.models import Run
 from workers.relay import EventRelay
 
@@ -274,7 +275,7 @@ class Supervisor:
             state = Run.State.CANCELLED
         elif rc == 0:
             state = Run.State.PAUSED if action == Run.Action.PAUSE or "SIGUSR1" in self.sent else Run.State.SUCCEEDED
-        elif rc == 2:
+        elif rc in (2, EXIT_STARVED):  # bad input, or steps without questions: one clear line
             state, error = Run.State.FAILED, self.error_line()
         else:
             state = Run.State.FAILED
@@ -305,7 +306,7 @@ class Supervisor:
         return [line for line in text.splitlines() if line.strip()]
 
     def error_line(self) -> str:
-        """The one clear line a bad-input exit (2) writes on stderr."""
+        """The one clear line a bad-input (2) or starved (3) exit writes on stderr."""
         lines = self.log_lines()
         for line in reversed(lines):
             if "error:" in line:

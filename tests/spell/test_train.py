@@ -15,7 +15,7 @@ import pytest
 from spell.engines.hf import HFEngine
 from spell.events import read_events
 from spell.models import TINY_RANDOM, prepare_model
-from spell.train import TrainOptions, resolve_config, train
+from spell.train import EXIT_STARVED, TrainOptions, resolve_config, train
 from tests.spell.scripted_engine import ScriptedEngine
 from tests.spell.test_selfplay import SCRIPTED_RECORDS, tiny_corpus_records
 
@@ -128,6 +128,23 @@ def test_a_time_budget_stops_before_a_step_that_would_not_fit_and_saves(tiny_pat
     logs = [e["payload"] for e in events if e["type"] == "log"]
     assert any(p["message"] == "time budget reached" and p["steps_done"] == 1 for p in logs)
     assert logs[-1]["message"] == "finished" and logs[-1]["reason"] == "time budget"
+
+
+def test_five_steps_in_a_row_without_a_question_fail_the_run_clearly(tiny_path, corpus, tmp_path, capsys):
+    # A prompt limit no document set fits: every step skips every cluster.
+    overrides = {k: json.loads(v) for k, v in (x.split("=", 1) for x in TINY_SETTINGS)}
+    overrides.update({"run.steps": 8, "sampling.max_prompt_tokens": 40, **SCRIPTED_RECORDS})
+    cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path), overrides=overrides)
+    out = tmp_path / "run"
+    code = train(cfg, TrainOptions(corpus=corpus, out=out, progress=False), make_engine=_scripted)
+    assert code == EXIT_STARVED
+    events = read_events(out / "events.jsonl")
+    assert [e["step"] for e in events if e["type"] == "metrics"] == [1, 2, 3, 4, 5]
+    warnings = [e["payload"]["message"] for e in events if e["type"] == "log" and e["payload"]["level"] == "warning"]
+    assert warnings == [f"step {k} had no question" for k in range(1, 6)]
+    (error,) = [e["payload"] for e in events if e["type"] == "error"]
+    assert error["kind"] == "starved" and "steps 1-5" in error["message"] and "memory.overflow" in error["message"]
+    assert "spell train: error: no question in 5 steps" in capsys.readouterr().err
 
 
 def _wait_for(path, predicate, timeout=900):

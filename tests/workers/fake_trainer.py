@@ -4,7 +4,7 @@ stop now (exit 143), SIGUSR1 = finish the step, checkpoint, log "paused", exit 0
 continues after OUT/checkpoints/latest; exit 2 with one line on stderr for bad input.
 
 Behaviour comes from OUT/fake.json (the test writes it before the run is queued):
-    {"mode": "ok" | "bad-input" | "crash" | "garbage" | "ignore-term",
+    {"mode": "ok" | "bad-input" | "starved" | "crash" | "garbage" | "ignore-term",
      "steps": 3, "step_seconds": 0.0, "samples_per_step": 3, "checkpoint_every": 1}
 """
 
@@ -44,6 +44,9 @@ def main() -> int:
     if mode == "bad-input":
         print("spell train: error: selfplay.group_size: must be >= 2 (got 1)", file=sys.stderr, flush=True)
         return 2
+    if mode == "starved":  # spell.train's exit after STARVED_STEPS steps without a question
+        print("spell train: error: no question in 5 steps in a row (steps 1-5): ...", file=sys.stderr, flush=True)
+        return 3
 
     pause = {"requested": False}
     signal.signal(signal.SIGUSR1, lambda *_: pause.update(requested=True))

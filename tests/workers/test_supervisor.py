@@ -84,6 +84,16 @@ def test_it_fails_with_the_one_line_error_on_exit_2(world):
     assert run.error == "spell train: error: selfplay.group_size: must be >= 2 (got 1)"
 
 
+def test_a_starved_run_fails_with_its_one_line_not_as_a_crash(world):
+    run = launch(world, mode="starved")
+
+    supervise(run)
+
+    run.refresh_from_db()
+    assert run.state == "FAILED"
+    assert run.error == "spell train: error: no question in 5 steps in a row (steps 1-5): ..."
+
+
 def test_it_fails_with_the_log_tail_on_a_crash(world):
     run = launch(world, mode="crash")
 

@@ -16,12 +16,15 @@ TRUNCATED_SHARE = 0.5  # mean responder.truncated_rate above this: most response
 KEEP_RATIO_MIN = 0.1  # mean responder.keep_ratio below this: almost every group has no reward variance
 VERIFIER_YES_MAX = 0.95  # mean verifier.yes_rate above this: the verifier accepts (almost) everything
 FORMAT_ERROR_SHARE = 0.5  # questioner format errors / questioner samples above this: they dominate
+STREAK_STEPS = 5  # the streak rules below fire when this many newest steps all hold
+QUALITY_MIN = 0.5  # questioner.question_quality under this: most records are not real questions
+AGREEMENT_MIN = 0.5  # verifier.agreement_with_rule under this: the verifier contradicts the rule
 FLAT_STEPS = 20  # the reward rule looks at this many newest steps ...
 FLAT_DELTA = 0.01  # ... and calls a reward flat when max - min stays below this
 
 NAMES = ("responder.truncated_rate", "responder.keep_ratio", "questioner.all_solved", "questioner.none_solved",
          "verifier.yes_rate", "verifier.agreement_with_rule", "questioner.format_error", "questioner.samples",
-         "questioner.parse_rate", "reward.responder", "reward.questioner")
+         "questioner.parse_rate", "reward.responder", "reward.questioner", "questioner.question_quality")
 FLAT_REWARDS = ("reward.responder", "reward.questioner")
 POINTS_NEEDED = max(WINDOW_STEPS, FLAT_STEPS)  # how many newest points per name the caller should load
 
@@ -133,7 +136,52 @@ def flat_rewards(series) -> dict | None:
         delta, FLAT_DELTA, pts)
 
 
-RULES = (truncated, no_variance, verifier_yes, questioner_format, flat_rewards)
+def _streak(series, name: str, holds) -> list | None:
+    """The newest STREAK_STEPS points of `name` when every one of them holds, else None."""
+    pts = _window(series, name, STREAK_STEPS)
+    return pts if len(pts) == STREAK_STEPS and all(holds(v) for _, v in pts) else None
+
+
+def low_question_quality(series) -> dict | None:
+    pts = _streak(series, "questioner.question_quality", lambda v: v < QUALITY_MIN)
+    if pts is None:
+        return None
+    share = _mean(pts)
+    return _alarm(
+        "question_quality", "Most questions are not real questions about the documents",
+        f"Only {_pct(share)} of the questioner's records passed the question-quality rule over {_span(pts)} "
+        "(a question whose answer is in its documents): read the samples' question_quality reasons. For a small "
+        "model turn on structured.grounded (with prompts.style small) and selfplay.question_quality_filter.",
+        share, QUALITY_MIN, pts)
+
+
+def verifier_disagrees(series) -> dict | None:
+    pts = _streak(series, "verifier.agreement_with_rule", lambda v: v < AGREEMENT_MIN)
+    if pts is None:
+        return None
+    share = _mean(pts)
+    return _alarm(
+        "verifier_agreement", "The verifier disagrees with the rule score",
+        f"The verifier's majority agreed with the rule score on only {_pct(share)} of answers over {_span(pts)}: "
+        "its votes are not a usable reward there. Leave the tasks it cannot judge out of "
+        "selfplay.verifier_tasks (their reward is then the rule score) and check the human review panel.",
+        share, AGREEMENT_MIN, pts)
+
+
+def no_questions(series) -> dict | None:
+    pts = _streak(series, "questioner.samples", lambda v: v == 0)
+    if pts is None:
+        return None
+    return _alarm(
+        "no_questions", "Steps without a single question",
+        f"No questioner prompt was generated in {_span(pts)}: every document set was over the prompt limit "
+        "(batch.skipped_clusters), so these steps trained nothing. Set memory.overflow = fit, lower "
+        "tasks.docs_per_question or raise sampling.max_prompt_tokens.",
+        0.0, 0.0, pts)
+
+
+RULES = (truncated, no_variance, verifier_yes, questioner_format, flat_rewards, low_question_quality,
+         verifier_disagrees, no_questions)
 
 
 def evaluate(series: dict[str, Sequence[tuple[int, float | None]]]) -> list[dict[str, Any]]:

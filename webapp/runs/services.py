@@ -115,6 +115,31 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
     return {f"{sec}.{key}": value for sec, fields_ in config.items() if isinstance(fields_, dict) for key, value in fields_.items()}
 
 
+def reward_sources(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Which tasks' responder reward uses the verifier (max(rule, majority)) and which the rule score
+    alone, for the run page: {"verifier": [...], "rule": [...]} in task order."""
+    from spell.config import TASKS
+
+    selfplay = config.get("selfplay") if isinstance(config.get("selfplay"), dict) else {}
+    mix = (config.get("tasks") or {}).get("mix") or dict.fromkeys(TASKS, 1.0)
+    played = [t for t in TASKS if mix.get(t, 0) > 0]
+    judged = set(selfplay.get("verifier_tasks", TASKS)) if selfplay.get("verifier_enabled", True) else set()
+    return {"verifier": [t for t in played if t in judged], "rule": [t for t in played if t not in judged]}
+
+
+def reward_note(config: dict[str, Any]) -> str:
+    """The run page's one line on where the responder's reward comes from, per task."""
+    sources = reward_sources(config)
+    parts = []
+    if sources["verifier"]:
+        parts.append(f"max(rule score, verifier majority) for {', '.join(sources['verifier'])}")
+    if sources["rule"]:
+        them = "it" if len(sources["rule"]) == 1 else "them"
+        parts.append(f"the rule score alone for {', '.join(sources['rule'])} "
+                     f"(the verifier does not judge {them}: selfplay.verifier_tasks / verifier_enabled)")
+    return "Responder reward: " + "; ".join(parts) + "."
+
+
 def config_diff(run: Run, other: Run) -> list[dict[str, Any]]:
     """Fields whose values differ between two runs (config and launch choices), in form order."""
     rows = []

@@ -91,6 +91,7 @@ def run_detail(request, pk: int):
     samples = list(Sample.objects.filter(run=run, superseded=False).order_by("-id")[:20])
     context = {
         "run": run,
+        "reward_note": services.reward_note(run.config),
         "queue_position": run.queue_position(),
         "can_cancel": run.state in (Run.State.QUEUED, Run.State.RUNNING, Run.State.PAUSED, Run.State.LOST),
         "can_pause": run.state == Run.State.RUNNING and not run.requested_action,

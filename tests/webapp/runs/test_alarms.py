@@ -97,3 +97,26 @@ def test_it_raises_several_alarms_in_rule_order():
     s = {**series("verifier.yes_rate", [1.0] * 3), **series("responder.truncated_rate", [0.9] * 3)}
 
     assert codes(s) == ["truncated", "verifier_yes"]
+
+
+def test_it_raises_low_question_quality_only_after_five_steps_in_a_row():
+    assert codes(series("questioner.question_quality", [0.2] * 4)) == []
+    # one good step inside the streak: no alarm
+    assert codes(series("questioner.question_quality", [0.2, 0.2, 0.6, 0.2, 0.2])) == []
+    (a,) = alarms.evaluate(series("questioner.question_quality", [0.9, 0.1, 0.3, 0.2, 0.4, 0.0]))
+    assert a["code"] == "question_quality" and a["value"] == 0.2 and a["steps"] == [2, 6]
+    assert "20%" in a["message"] and "question_quality_filter" in a["message"]
+    assert codes(series("questioner.question_quality", [0.5] * 5)) == []  # at the threshold: fine
+
+
+def test_it_raises_verifier_disagreement_over_five_steps():
+    (a,) = alarms.evaluate(series("verifier.agreement_with_rule", [0.4, 0.0, 0.25, 0.1, 0.25]))
+    assert a["code"] == "verifier_agreement" and a["value"] == 0.2 and "verifier_tasks" in a["message"]
+    # steps where nothing was judged (None) do not count toward the streak
+    assert codes(series("verifier.agreement_with_rule", [0.1, None, 0.1, 0.1, 0.1])) == []
+
+
+def test_it_raises_steps_without_questions():
+    assert codes(series("questioner.samples", [3, 0, 0, 0, 0])) == []
+    (a,) = alarms.evaluate(series("questioner.samples", [3, 0, 0, 0, 0, 0]))
+    assert a["code"] == "no_questions" and a["steps"] == [2, 6] and "memory.overflow" in a["message"]

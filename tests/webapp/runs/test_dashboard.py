@@ -66,6 +66,11 @@ def test_it_groups_the_emitted_metric_names_into_charts():
     assert groups["loss"]["traces"] == [{"name": "train.loss", "axis": "y"}, {"name": "train.kl", "axis": "y2"}]
     assert [t["name"] for t in groups["eval"]["traces"]] == ["eval.sets.hotpot.mean@k", "eval.sets.hotpot.pass@k", "eval.mean"]
     assert groups["curriculum"]["traces"] == []  # tolerated: nothing reported yet
+    assert groups["question_quality"]["traces"] == []
+    charted = {g["key"]: [t["name"] for t in g["traces"]]
+               for g in dashboard.chart_groups(["questioner.question_quality", "verifier.true_negative_rate"])}
+    assert charted["question_quality"] == ["questioner.question_quality"]
+    assert charted["verifier"] == ["verifier.true_negative_rate"]
     names = dashboard.chart_names(available)
     assert "unknown.metric" not in names and "eval.seconds" not in names and "task.doc_mc.questions" not in names
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from webapp.runs.models import MetricPoint, Run, Sample
@@ -64,7 +66,7 @@ def test_it_shows_the_config_diff_against_another_run(owner_client, run, team, c
     response = owner_client.get(f"/runs/{run.pk}/?against={other.pk}")
 
     diff = {row["field"]: (row["this"], row["other"]) for row in response.context["diff"]}
-    assert diff == {"selfplay.group_size": (4, 6), "optim.lr": (1e-6, 3e-6)}
+    assert diff == {"selfplay.group_size": (4, 6), "optim.lr": (1e-5, 3e-6)}
     assert 'id="config-diff"' in response.content.decode()
 
 
@@ -87,3 +89,20 @@ def test_it_shows_the_queue_position(owner_client, run, team, corpus, model_entr
 
 def test_it_refuses_post(owner_client, run):
     assert owner_client.post(f"/runs/{run.pk}/").status_code == 405
+
+
+def _reward_note(client, run):
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    return re.search(r'<p class="muted" id="reward-sources">(.*?)</p>', html).group(1)
+
+
+def test_it_says_which_tasks_the_verifier_judges_and_which_the_rule_alone(owner_client, run, team, corpus, model_entry):
+    # cpu-demo: the verifier judges free-form QA only
+    assert _reward_note(owner_client, run) == (
+        "Responder reward: max(rule score, verifier majority) for doc_general_qa; the rule score alone for "
+        "doc_mc, docmath_qa (the verifier does not judge them: selfplay.verifier_tasks / verifier_enabled).")
+    every = make_run(team, corpus, model_entry, name="all", overrides={
+        "selfplay.verifier_tasks": ["doc_general_qa", "doc_mc", "docmath_qa"], "tasks.mix": {"doc_mc": 1.0}})
+    assert _reward_note(owner_client, every) == "Responder reward: max(rule score, verifier majority) for doc_mc."
+    off = make_run(team, corpus, model_entry, name="off", overrides={"selfplay.verifier_enabled": False, "tasks.mix": {"doc_mc": 1.0}})
+    assert _reward_note(owner_client, off).startswith("Responder reward: the rule score alone for doc_mc (")
