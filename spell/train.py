@@ -274,10 +274,11 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
             step=start_step, attempt=options.attempt, world_size=world, model=str(model_dir),
         )
         events.emit("stage", _stage_payload(state, "start"), step=start_step)
+        clock = _TimeBudget(cfg.run.time_budget_minutes)
         if start_step == 0 and cfg.eval.at_start and eval_sets:
             best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, 0, best)
+            clock.evaluated(last_eval["seconds"])
         bar = _bar(cfg.run.steps, start_step, options.progress and is_main)
-        clock = _TimeBudget(cfg.run.time_budget_minutes)
         starved = 0
         for step in range(start_step + 1, cfg.run.steps + 1):
             if clock.stop_before_next_step():
@@ -293,6 +294,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
             clock.step_started()
             events.step = step
             result = selfplay.step(step)
+            clock.step_finished()  # the step alone: evaluations are reserved for separately
             events.emit("metrics", result.metrics, step=step)
             questions = (result.metrics.get("questioner") or {}).get("samples")
             starved = starved + 1 if questions == 0 else 0
@@ -313,11 +315,11 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
                 events.emit("stage", _stage_payload(state, "promoted"), step=step)
             if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and eval_sets:
                 best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, step, best)
+                clock.evaluated(last_eval["seconds"])
             last = step == cfg.run.steps
             due = (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0) or last or pause["requested"]
             if due and is_main:
                 _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events)
-            clock.step_finished()
             bar.update(1)
             bar.set_postfix_str(_postfix(result.metrics))
             if pause["requested"] and not last:
@@ -425,21 +427,25 @@ def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> tuple[dict[st
     )
     results = evaluate(engine, tokenizer, sets, options)
     events.emit("eval", results, step=step)
-    this = {"step": step, "mean": results["mean"]}
+    this = {"step": step, "mean": results["mean"], "seconds": results["seconds"]}
     if results["mean"] is not None and (best is None or results["mean"] > best["mean"]):
         return this, this
     return best, this
 
 
 class _TimeBudget:
-    """run.time_budget_minutes: a step starts only when the slowest step so far would still end
-    inside the budget (the clock starts with this attempt). Every rank takes rank 0's decision,
-    so all of them stop before the same step."""
+    """run.time_budget_minutes: a step starts only when the slowest step so far, and then the
+    slowest evaluation so far (the final one), would still end inside the budget (the clock starts
+    with this attempt). Every rank takes rank 0's decision, so all of them stop before the same step."""
 
     def __init__(self, minutes: float):
         self.deadline = time.monotonic() + minutes * 60 if minutes > 0 else None
         self.slowest = 0.0
+        self.slowest_eval = 0.0
         self._started = 0.0
+
+    def evaluated(self, seconds: float) -> None:
+        self.slowest_eval = max(self.slowest_eval, seconds)
 
     def step_started(self) -> None:
         self._started = time.monotonic()
@@ -450,7 +456,7 @@ class _TimeBudget:
     def stop_before_next_step(self) -> bool:
         if self.deadline is None:
             return False
-        stop = time.monotonic() + self.slowest > self.deadline
+        stop = time.monotonic() + self.slowest + self.slowest_eval > self.deadline
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
