@@ -71,7 +71,7 @@ def ensure_admin(settings) -> None:
 
 
 def ensure_sample_content(settings, model_path: Path | None) -> None:
-    from webapp.bootstrap import ensure_default_team, ensure_sample_corpus, register_default_model
+    from webapp.bootstrap import ensure_default_team, ensure_sample_corpus, ensure_sample_eval_sets, register_default_model
 
     team = ensure_default_team()
     if model_path is not None:
@@ -79,6 +79,8 @@ def ensure_sample_content(settings, model_path: Path | None) -> None:
     corpus = ensure_sample_corpus(team, BASE_DIR / "samples" / "corpus")
     if corpus is not None:
         say(f"sample corpus '{corpus.name}': {corpus.get_status_display().lower()}")
+    for eval_set in ensure_sample_eval_sets(team, BASE_DIR / "samples" / "eval"):
+        say(f"evaluation set '{eval_set.name}': {eval_set.get_status_display().lower()}")
 
 
 class Children:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 CONFIG_NAME = "studio-config.json"  # the frozen config as the worker hands it over (the process writes config.json)
 CORPUS_NAME = "corpus.jsonl"
+EVAL_DIR = "eval"  # the run's evaluation sets, copied at the first attempt
 LOG_TAIL_LINES = 30
 DB_ERRORS = (OperationalError, InterfaceError)
 DB_RETRY_SECONDS = 600  # how long a database outage is ridden out before the task gives up
@@ -110,11 +111,32 @@ def prepare_run_dir(run: Run) -> tuple[Path, Path]:
         if run.corpus is None:
             raise RuntimeError("the run's corpus was deleted before the run started")
         write_corpus(run.corpus, corpus_path)
+    config = json.loads(json.dumps(run.config))  # a copy: the stored config stays as frozen
+    paths = write_eval_sets(run, root / EVAL_DIR)
+    if paths:
+        config.setdefault("eval", {})["sets"] = paths
     config_path = root / CONFIG_NAME
     tmp = config_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(run.config, indent=2))
+    tmp.write_text(json.dumps(config, indent=2))
     os.replace(tmp, config_path)
     return config_path, corpus_path
+
+
+def write_eval_sets(run: Run, folder: Path) -> list[str]:
+    """The run's evaluation sets as item files named after the sets (the chart's curve names),
+    written on the first attempt; a resumed attempt evaluates on the same files even if a set was
+    deleted or replaced since. Returns their paths in name order."""
+    from django.utils.text import slugify
+
+    from webapp.corpora.services import write_eval_set
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for eval_set in run.eval_sets.order_by("name"):
+        target = folder / f"{slugify(eval_set.name) or 'set'}-{eval_set.pk}.jsonl"
+        if not target.exists():
+            write_eval_set(eval_set, target.with_suffix(".partial"))
+            os.replace(target.with_suffix(".partial"), target)
+    return sorted(str(p) for p in folder.glob("*.jsonl"))
 
 
 def resume_point(run_dir: Path) -> int | None:

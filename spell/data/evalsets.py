@@ -3,6 +3,7 @@
     LongBench-v2 (JSON list; choice_A..choice_D, answer letter)      -> task "doc_mc"
     LongBench QA (JSON lines; input, context, answers list)          -> task "doc_general_qa"
     DocMath-Eval (JSON list; paragraphs list, ground_truth number)   -> task "docmath_qa"
+    items (JSON lines of EvalItem fields: what the web app stores and hands a run)
 
 Each reader accepts a JSON list or JSON lines. DocMath's `python_solution` is never executed: the
 answer is `ground_truth`, the number. `middle_truncate` keeps the head and tail of an over-long
@@ -19,7 +20,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 TASKS = ("doc_mc", "doc_general_qa", "docmath_qa")
 CHOICE_LETTERS = ("A", "B", "C", "D")
-FORMATS = ("longbench_v2", "longbench_qa", "docmath")
+FORMATS = ("longbench_v2", "longbench_qa", "docmath", "items")
 
 T = TypeVar("T")
 
@@ -119,16 +120,32 @@ def _docmath_item(record: dict, where: str) -> EvalItem:
                     [format_number(truth)], str(record.get("source") or "docmath"), meta)
 
 
+def _stored_item(record: dict, where: str) -> EvalItem:
+    """One item as read earlier from a public format and stored (dataclasses.asdict(EvalItem))."""
+    task = _require(record, "task", str, where)
+    if task not in TASKS:
+        raise EvalSetFormatError(f"{where}: 'task' must be one of {', '.join(TASKS)}, not {task!r}")
+    answers = _require(record, "answers", list, where)
+    choices = record.get("choices")
+    if choices is not None and (not isinstance(choices, list) or len(choices) != 4):
+        raise EvalSetFormatError(f"{where}: 'choices' must be null or a list of four options")
+    return EvalItem(str(_require(record, "id", (str, int), where)), task, _require(record, "question", str, where),
+                    _require(record, "context", str, where), choices, [str(a) for a in answers],
+                    str(record.get("source") or "items"), dict(record.get("meta") or {}))
+
+
 _READERS: dict[str, Callable[[dict, str], EvalItem]] = {
     "longbench_v2": _longbench_v2_item,
     "longbench_qa": _longbench_qa_item,
     "docmath": _docmath_item,
+    "items": _stored_item,
 }
 # The keys that identify a format: present in every record of it.
 _SIGNATURES = {
     "longbench_v2": {"_id", "question", "choice_A", "choice_B", "choice_C", "choice_D", "answer", "context"},
     "longbench_qa": {"_id", "input", "context", "answers"},
     "docmath": {"question_id", "question", "paragraphs", "ground_truth"},
+    "items": {"id", "task", "question", "context", "choices", "answers", "source"},
 }
 
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from spell.config import ConfigError
 from webapp.accounts.access import api_or_session_auth, member_teams
-from webapp.corpora.models import Corpus
+from webapp.corpora.models import Corpus, EvalSet
 from webapp.runs import services
 from webapp.runs.models import ModelEntry, Run
 
@@ -25,16 +25,17 @@ def run_summary(run: Run) -> dict:
     return {
         "id": run.pk, "name": run.name, "team": run.team.slug, "state": run.state, "queue": run.queue,
         "attempt": run.attempt, "last_step": run.last_step, "last_seq": run.last_seq, "error": run.error,
-        "url": f"/runs/{run.pk}/",
+        "eval_sets": [s.name for s in run.eval_sets.all()], "url": f"/runs/{run.pk}/",
     }
 
 
 @api_or_session_auth
 @require_http_methods(["GET", "POST"])
 def runs_api(request):
-    """GET: the runs of the caller's teams. POST {name, corpus, model, preset?, queue?, overrides?}: launch."""
+    """GET: the runs of the caller's teams. POST {name, corpus, model, preset?, queue?, overrides?, eval_sets?}: launch."""
     if request.method == "GET":
-        runs = Run.objects.filter(team__in=member_teams(request.user)).select_related("team").order_by("-pk")[:200]
+        runs = (Run.objects.filter(team__in=member_teams(request.user)).select_related("team")
+                .prefetch_related("eval_sets").order_by("-pk")[:200])
         return JsonResponse({"runs": [run_summary(run) for run in runs]})
     try:
         body = json.loads(request.body or b"{}")
@@ -57,11 +58,23 @@ def runs_api(request):
     overrides = body.get("overrides") or {}
     if not isinstance(overrides, dict):
         return _error("overrides: a JSON object of dotted config fields", field="overrides")
+    for knob in services.SERVER_PATH_FIELDS:
+        if knob in overrides:
+            return _error(f"overrides: {knob} takes server paths; name your team's evaluation sets in eval_sets",
+                          field="overrides")
+    wanted = body.get("eval_sets") or []
+    if not isinstance(wanted, list) or not all(isinstance(n, str) for n in wanted):
+        return _error("eval_sets: a list of evaluation set names", field="eval_sets")
+    eval_sets, unknown = services.eval_sets_by_name(corpus.team, wanted)
+    if unknown:
+        return _error(f"eval_sets: no ready evaluation set named {', '.join(unknown)} in team {corpus.team}",
+                      field="eval_sets", choices=sorted(EvalSet.objects.filter(
+                          team=corpus.team, status=EvalSet.Status.READY).values_list("name", flat=True)))
     preset, queue = str(body.get("preset") or "cpu-demo"), str(body.get("queue") or "cpu")
     try:
         config = services.build_config(preset, overrides, model_entry, queue)
         run = services.launch(team=corpus.team, name=name, corpus=corpus, model_entry=model_entry, config=config,
-                              preset=preset, queue=queue, user=request.user)
+                              preset=preset, queue=queue, user=request.user, eval_sets=eval_sets)
     except ConfigError as exc:
         errors = getattr(exc, "errors", None) or [exc]
         return _error("invalid config", errors=[{"field": e.field, "reason": e.reason} for e in errors])

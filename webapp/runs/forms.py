@@ -11,7 +11,7 @@ from django.conf import settings
 
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset
 from webapp.accounts.access import member_teams
-from webapp.corpora.models import Corpus
+from webapp.corpora.models import Corpus, EvalSet
 from webapp.runs import services
 from webapp.runs.models import ModelEntry
 
@@ -117,7 +117,8 @@ def knob_field(info) -> forms.Field:
 
 def form_values(cfg: RunConfig) -> dict[str, Any]:
     """Initial values of every knob field for a config (presets, clones)."""
-    return {form_name(name): info.default for name, info in describe_fields(cfg).items() if name not in services.MODEL_FIELDS}
+    return {form_name(name): info.default for name, info in describe_fields(cfg).items()
+            if name not in services.MODEL_FIELDS and name not in services.SERVER_PATH_FIELDS}
 
 
 def preset_values_json() -> str:
@@ -145,6 +146,11 @@ class RunForm(forms.Form):
     )
     corpus = forms.ModelChoiceField(queryset=Corpus.objects.none(), help_text="A ready corpus of one of your teams.")
     queue = forms.ChoiceField(help_text="Where the run trains: cpu, or a GPU queue (gpu.<name>).")
+    eval_sets = forms.ModelMultipleChoiceField(
+        queryset=EvalSet.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Held-out sets of the corpus's team the run evaluates on at step 0 and every eval.every_steps "
+                  "(one curve per set on the run page). Never trained on.",
+    )
     # Human review of the verifier (webapp.audits); stored on the run, not in the spell config.
     review_share = forms.FloatField(
         required=False, min_value=0, max_value=1, initial=0.1, label="Review share",
@@ -167,6 +173,10 @@ class RunForm(forms.Form):
         )
         self.fields["corpus"].label_from_instance = lambda c: f"{c.name} ({c.team})"
         self.fields["queue"].choices = [(q, q) for q in services.queue_choices()]
+        self.fields["eval_sets"].queryset = (
+            EvalSet.objects.filter(team__in=member_teams(user), status=EvalSet.Status.READY).select_related("team").order_by("name")
+        )
+        self.fields["eval_sets"].label_from_instance = lambda s: f"{s.name} ({s.team}, {s.items} items)"
         # A new run starts on the default model and the newest ready corpus; the person may change both.
         if not self.is_bound:
             default_model = ModelEntry.objects.filter(name=settings.DEFAULT_MODEL_NAME).first() or ModelEntry.objects.order_by("name").first()
@@ -175,10 +185,15 @@ class RunForm(forms.Form):
                 self.initial.setdefault("model_entry", default_model.pk)
             if newest_corpus is not None:
                 self.initial.setdefault("corpus", newest_corpus.pk)
+                # the bundled held-out sets, when loaded, come with a first run on the sample corpus
+                from webapp.bootstrap import SAMPLE_EVAL_SETS
+
+                samples = self.fields["eval_sets"].queryset.filter(team=newest_corpus.team, name__in=SAMPLE_EVAL_SETS)
+                self.initial.setdefault("eval_sets", list(samples.values_list("pk", flat=True)))
         base = config or spell_preset(self.initial.get("preset") or "cpu-demo")
         self.knob_names: list[str] = []
         for name, info in describe_fields(base).items():
-            if name in services.MODEL_FIELDS:
+            if name in services.MODEL_FIELDS or name in services.SERVER_PATH_FIELDS:
                 continue
             fname = form_name(name)
             self.fields[fname] = knob_field(info)
@@ -203,6 +218,11 @@ class RunForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data  # field errors first; the config check needs every value
+        corpus = data.get("corpus")
+        foreign = [s.name for s in data.get("eval_sets") or () if corpus is not None and s.team_id != corpus.team_id]
+        if foreign:
+            self.add_error("eval_sets", f"Not of the corpus's team ({corpus.team}): {', '.join(foreign)}.")
+            return data
         values = {dotted_name(f): data.get(f) for f in self.knob_names}
         try:
             self.config = services.build_config(data["preset"], values, data["model_entry"], data["queue"])

@@ -57,6 +57,9 @@ class Run(models.Model):
     name = models.CharField(max_length=200)
     corpus = models.ForeignKey("corpora.Corpus", null=True, on_delete=models.SET_NULL, related_name="runs")
     model_entry = models.ForeignKey(ModelEntry, null=True, on_delete=models.SET_NULL, related_name="runs")
+    # The team's evaluation sets the run evaluates on; the worker copies their items into the run
+    # folder on the first attempt and points eval.sets there (the config holds no server paths).
+    eval_sets = models.ManyToManyField("corpora.EvalSet", blank=True, related_name="runs")
     # The resolved RunConfig (RunConfig.to_dict()), frozen at launch: never edited afterwards.
     config = models.JSONField()
     preset = models.CharField(max_length=40, blank=True)

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset, with_overrides
+from webapp.corpora.models import EvalSet
 from webapp.runs.models import MetricPoint, ModelEntry, Run, RunEvent, Sample
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 PRESETS = ("cpu-demo", "paper-7b")
 # Fields that come from the registered model, never from the form.
 MODEL_FIELDS = ("model.path", "model.trust_remote_code")
+# Knobs that hold server paths: a launch never takes them from a person (the form leaves them out,
+# the API refuses them); eval.sets is filled by the worker from the run's chosen evaluation sets.
+SERVER_PATH_FIELDS = ("eval.sets",)
 
 
 class RunActionError(Exception):
@@ -81,11 +85,16 @@ def _enqueue(run: Run) -> None:
 
 
 def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfig, preset: str, queue: str,
-           user=None, cloned_from: Run | None = None, audit: dict | None = None) -> Run:
-    """Save a QUEUED run with its frozen config and enqueue it on its queue after commit."""
+           user=None, cloned_from: Run | None = None, audit: dict | None = None, eval_sets=()) -> Run:
+    """Save a QUEUED run with its frozen config and enqueue it on its queue after commit.
+    `eval_sets`: ready evaluation sets of the run's team."""
     if queue not in queue_choices():
         raise ConfigError("queue", f"unknown queue {queue!r} (choices: {', '.join(queue_choices())})")
     config.validate(model_max_positions=model_entry.max_positions if model_entry else None)
+    eval_sets = list(eval_sets)
+    foreign = [s.name for s in eval_sets if s.team_id != team.pk or s.status != EvalSet.Status.READY]
+    if foreign:
+        raise ConfigError("eval_sets", f"not a ready evaluation set of team {team}: {', '.join(foreign)}")
     with transaction.atomic():
         run = Run.objects.create(
             team=team, name=name, corpus=corpus, model_entry=model_entry, config=config.to_dict(), preset=preset,
@@ -94,8 +103,16 @@ def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfi
         )
         run.run_dir = str(run_dir_for(run))
         run.save(update_fields=["run_dir"])
+        run.eval_sets.set(eval_sets)
         _enqueue(run)
     return run
+
+
+def eval_sets_by_name(team, names: Iterable[str]) -> tuple[list[EvalSet], list[str]]:
+    """The team's ready evaluation sets with these names, and the names that match none."""
+    names = [str(n) for n in names]
+    found = {s.name: s for s in EvalSet.objects.filter(team=team, status=EvalSet.Status.READY, name__in=names)}
+    return [found[n] for n in names if n in found], [n for n in names if n not in found]
 
 
 def frozen_config(run: Run) -> RunConfig:
@@ -107,6 +124,7 @@ def clone_initial(run: Run) -> dict[str, Any]:
     return {
         "name": f"{run.name} (copy)"[:200], "preset": run.preset or "cpu-demo", "queue": run.queue,
         "corpus": run.corpus_id, "model_entry": run.model_entry_id, "config": frozen_config(run),
+        "eval_sets": list(run.eval_sets.values_list("pk", flat=True)),
         **{k: v for k, v in (run.audit or {}).items() if k in ("review_share", "double_share", "false_accept_alarm")},
     }
 

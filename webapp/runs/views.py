@@ -50,7 +50,7 @@ def run_new(request):
                 run = services.launch(
                     team=d["corpus"].team, name=d["name"], corpus=d["corpus"], model_entry=d["model_entry"],
                     config=form.config, preset=d["preset"], queue=d["queue"], user=request.user, cloned_from=source,
-                    audit=form.audit_settings(),
+                    audit=form.audit_settings(), eval_sets=d.get("eval_sets") or (),
                 )
             except ConfigError as exc:  # the form validated; a change in between still gets a message
                 form.add_error(None, str(exc))

@@ -120,3 +120,17 @@ def test_middle_truncate_keeps_head_and_tail():
     assert middle_truncate(tokens, 0) == []
     with pytest.raises(ValueError):
         middle_truncate(tokens, -1)
+
+
+def test_stored_items_read_back_as_they_were_and_bad_ones_are_refused(tmp_path):
+    import dataclasses
+
+    original = read_eval_set(EVAL / "longbench_v2_sample.json")
+    stored = tmp_path / "items.jsonl"
+    stored.write_text("".join(json.dumps(dataclasses.asdict(i)) + "\n" for i in original))
+    assert detect_format(stored) == "items"
+    assert read_eval_set(stored) == original
+    bad = dataclasses.asdict(original[0]) | {"task": "essay"}
+    stored.write_text(json.dumps(bad) + "\n")
+    with pytest.raises(EvalSetFormatError, match="'task' must be one of"):
+        read_eval_set(stored)
