@@ -171,7 +171,6 @@ class Phases:
 
     seconds: dict[str, float] = field(default_factory=lambda: {"questioner": 0.0, "grounding": 0.0, "responder": 0.0, "verifier": 0.0})
     skipped_clusters: int = 0  # questioner documents did not fit the stage / prompt limit
-    fitted_documents: int = 0  # documents dropped so that a questioner prompt fits (overflow = fit)
     generated_tokens: int = 0
 
 
@@ -286,7 +285,6 @@ class RolloutRunner:
                     grammar = grounded.questioner_grammar(task, self.corpus.docs(doc_ids)) if grounded_records else None
                     if len(ids) <= budget and (grammar is not None or not grounded_records):
                         pending.append((cluster.id, doc_ids, depth, ids, grammar, dropped))
-                        phases.fitted_documents += dropped
                         break
                     phases.skipped_clusters += 1
             chars = prompts.text_budget(role_max_tokens(cfg, "questioner"))
