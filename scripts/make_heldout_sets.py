@@ -5,7 +5,7 @@
 The training corpus (samples/corpus/) is about Harrowmere, Osmir, Corvane and Tessellate; these
 sets are about towns that appear nowhere in it, written from a fixed seed: each town gets a
 document of facts (founding, river, trade, census, festival, school, a fire and its rebuilding, a
-bridge), and each item's context is its town's document among three other towns' documents,
+bridge), and each item's context is its town's document among two other towns' documents,
 shuffled, so the reader must find the right town among distractors that state the same kinds of
 facts. Multiple-choice items (LongBench-v2 JSON) take their wrong options from those other towns'
 values of the same fact; short-answer items (LongBench QA JSONL) accept the value with and without
@@ -34,6 +34,7 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 FESTIVALS = ["Lantern", "Harvest", "Herring", "Kite", "Apple", "Ice", "Bell", "Boat"]
 DIRECTIONS = ["north", "south", "east", "west"]
 
+DISTRACTORS = 2  # other towns' documents in each context (a 135M model on a CPU: about 500 tokens)
 # MC asks about these facts, QA about the others: the sets do not share a question.
 MC_FACTS = ("founder", "trade", "festival_month", "bridge_builder")
 QA_FACTS = ("river", "rebuilder", "school_founder", "census")
@@ -109,7 +110,7 @@ def build(n_towns: int, seed: int) -> tuple[list[dict], list[dict]]:
     docs = {t["name"]: f"{t['name']}\n\n{document(t)}" for t in towns}
     mc, qa = [], []
     for i, t in enumerate(towns):
-        others = rng.sample([o for o in towns if o is not t], 3)
+        others = rng.sample([o for o in towns if o is not t], DISTRACTORS)
         for fact in MC_FACTS:
             # wrong options: other towns' values of the same fact, distinct from the right one
             pool = sorted({o[fact] for o in towns if o is not t and o[fact] != t[fact]})

@@ -35,14 +35,14 @@ def test_the_shipped_sets_are_the_generators_output_and_read_as_evaluation_sets(
 def test_no_town_of_the_sets_is_in_the_training_corpus_and_no_answer_is_in_its_question():
     corpus = (ROOT / "samples/corpus/sample.jsonl").read_text()
     items = read_eval_set(MC) + read_eval_set(QA)
-    # a context is four towns' documents, each a title line and a text
+    # a context is three towns' documents, each a title line and a text
     towns = {title for i in items for title in i.context.split("\n\n")[::2]}
     assert len(towns) >= 20 and not [t for t in towns if t in corpus]
     for item in items:
         answer = item.choices["ABCD".index(item.answers[0])] if item.choices else item.answers[0]
         assert answer not in item.question
         assert answer in item.context  # stated in its own town's document
-        assert len(item.context.split("\n\n")) == 8  # four towns: a title and a text each
+        assert len(item.context.split("\n\n")) == 6  # three towns: a title and a text each
     # the sets ask about different facts
     assert not {i.question for i in read_eval_set(MC)} & {i.question for i in read_eval_set(QA)}
 
