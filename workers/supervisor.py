@@ -44,6 +44,28 @@ DB_RETRY_SECONDS = 600  # how long a database outage is ridden out before the ta
 DB_RETRY_PAUSE = 1.0
 
 
+# What the training process inherits from the worker's environment: the system basics, the launcher's
+# distributed settings and the library caches. Never the web app's secrets (SECRET_KEY, the
+# database and broker URLs with their passwords): the process runs a team's config and model code.
+TRAINING_ENV_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "PYTHONPATH", "PYTHONHASHSEED", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "XDG_CACHE_HOME",
+    "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+    "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "TORCH_EXTENSIONS_DIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    "TOKENIZERS_PARALLELISM",
+})
+TRAINING_ENV_PREFIXES = ("LC_", "NCCL_", "SPELL_", "HF_", "TRANSFORMERS_", "VLLM_", "DS_", "TORCH_", "GLOO_")
+TRAINING_ENV_DENY = frozenset({"SPELL_TRAIN_COMMAND"})  # the worker's own setting
+
+
+def training_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a training process: the allow-list above, unbuffered output."""
+    environ = os.environ if environ is None else environ
+    kept = {k: v for k, v in environ.items()
+            if (k in TRAINING_ENV_NAMES or k.startswith(TRAINING_ENV_PREFIXES)) and k not in TRAINING_ENV_DENY}
+    return {**kept, "PYTHONUNBUFFERED": "1"}
+
+
 def train_command() -> list[str]:
     """`python -m spell train`, or SPELL_TRAIN_COMMAND from the environment (a launcher prefix such
     as `deepspeed --num_gpus 8 -m spell train`, or the test double of the process protocol)."""
@@ -196,7 +218,7 @@ class Supervisor:
             logf.flush()
             self.process = subprocess.Popen(
                 argv, cwd=settings.BASE_DIR, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True, preexec_fn=_die_with_parent,
+                env=training_environment(), start_new_session=True, preexec_fn=_die_with_parent,
             )
         Run.objects.filter(pk=self.run.pk, attempt=self.attempt).update(pid=self.process.pid)
         log.info("run %s attempt %s: started pid %s%s", self.run.pk, self.attempt, self.process.pid,

@@ -166,3 +166,17 @@ def test_it_leaves_a_run_queued_while_its_team_is_at_quota(world):
 
     Run.objects.filter(pk=busy.pk).update(state=Run.State.SUCCEEDED)
     assert supervise(waiting)["state"] == "SUCCEEDED"
+
+
+def test_the_training_process_gets_an_allow_listed_environment_without_the_web_apps_secrets():
+    from workers.supervisor import training_environment
+
+    env = training_environment({
+        "PATH": "/usr/bin", "HOME": "/root", "SECRET_KEY": "s3cret", "DATABASE_URL": "postgres://u:pw@db/x",
+        "REDIS_URL": "redis://:pw@r:6379/0", "AWS_SECRET_ACCESS_KEY": "k", "CUDA_VISIBLE_DEVICES": "0,1",
+        "NCCL_DEBUG": "INFO", "MASTER_ADDR": "10.0.0.1", "SPELL_CACHE_DIR": "/cache", "TORCH_EXTENSIONS_DIR": "/ext",
+        "HF_HUB_OFFLINE": "1", "LC_ALL": "C.UTF-8", "SPELL_TRAIN_COMMAND": "deepspeed -m spell train",
+    })
+    assert env == {"PATH": "/usr/bin", "HOME": "/root", "CUDA_VISIBLE_DEVICES": "0,1", "NCCL_DEBUG": "INFO",
+                   "MASTER_ADDR": "10.0.0.1", "SPELL_CACHE_DIR": "/cache", "TORCH_EXTENSIONS_DIR": "/ext",
+                   "HF_HUB_OFFLINE": "1", "LC_ALL": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
