@@ -821,7 +821,7 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
         bad("eval.judge", "the evaluation judge is not implemented yet: QA is scored by cover-EM (leave eval.judge off)")
     at_least("checkpoint.every_steps", 0)
     at_least("checkpoint.keep_last", 1)
-    at_least("run.steps", 0)
+    at_least("run.steps", 1)  # a 0-step run would "succeed" without training
     at_least("run.time_budget_minutes", 0)
     return errs
 

@@ -323,5 +323,6 @@ def test_each_role_has_its_own_completion_limit_under_the_common_ceiling():
     bad = with_overrides(RunConfig(), {"selfplay.verifier_tasks": ["doc_qa"]})
     assert "selfplay.verifier_tasks" in fields_of(validate(bad))
     assert "structured.grounded" in fields_of(validate(with_overrides(RunConfig(), {"structured.grounded": True})))
+    assert "run.steps" in fields_of(validate(with_overrides(RunConfig(), {"run.steps": 0})))
     # a knob whose feature does not exist yet is refused, not silently ignored
     assert "eval.judge" in fields_of(validate(with_overrides(RunConfig(), {"eval.judge": True})))
