@@ -21,6 +21,16 @@ def _error(message: str, status: int = 400, **extra) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def run_summary(run: Run) -> dict:
     return {
         "id": run.pk, "name": run.name, "team": run.team.slug, "state": run.state, "queue": run.queue,
@@ -43,6 +53,8 @@ def runs_api(request):
         return _error("the body must be a JSON object")
     if not isinstance(body, dict):
         return _error("the body must be a JSON object")
+    if _has_nul(body):  # PostgreSQL text and jsonb cannot store it: refuse it here, not with a 500
+        return _error("the body holds a NUL character (\\u0000), which no field accepts")
     name = str(body.get("name") or "").strip()
     if not name or len(name) > 200:
         return _error("name: give a name of 1-200 characters", field="name")

@@ -82,3 +82,16 @@ def test_a_token_has_no_more_rights_than_its_user(client, outsider, run):
     _, raw = ApiToken.issue(outsider, "script")
     assert client.get(f"/runs/{run.pk}/metrics.json", **bearer(raw)).status_code == 404
     assert client.get("/runs/api/runs", **bearer(raw)).json()["runs"] == []
+
+
+@pytest.mark.parametrize("body", [
+    {"name": "a\x00b"},
+    {"name": "ok", "overrides": {"prompts.style": "small\x00"}},
+    {"name": "ok", "overrides": {"selfplay.verifier_tasks": ["doc_mc\x00"]}},
+    {"name": "ok", "eval_sets": ["x\x00"]},
+])
+def test_a_nul_character_anywhere_in_the_body_is_a_clear_400(client, token, corpus, model_entry, body):
+    response = post(client, {"corpus": corpus.pk, "model": model_entry.name, **body}, token)
+
+    assert response.status_code == 400 and "NUL" in response.json()["error"]
+    assert not Run.objects.exists()
