@@ -38,6 +38,7 @@ POLL_SECONDS = 0.25
 CONFIG_NAME = "studio-config.json"  # the frozen config as the worker hands it over (the process writes config.json)
 CORPUS_NAME = "corpus.jsonl"
 EVAL_DIR = "eval"  # the run's evaluation sets, copied at the first attempt
+DECONTAMINATION_NAME = "decontamination.json"  # which corpus documents the snapshot left out, and why
 LOG_TAIL_LINES = 30
 DB_ERRORS = (OperationalError, InterfaceError)
 DB_RETRY_SECONDS = 600  # how long a database outage is ridden out before the task gives up
@@ -104,37 +105,48 @@ def over_team_quota(run_id: int) -> bool:
     return Run.objects.filter(team_id=team_id, state=Run.State.RUNNING).count() >= team.concurrent_run_quota
 
 
-def write_corpus(corpus, path: Path) -> None:
-    """The corpus snapshot the process reads (docs/architecture.md corpus JSONL)."""
-    try:
-        from webapp.corpora.services import write_training_corpus
-    except ImportError:  # the corpora app's writer has not landed yet: same format from Document rows
-        write_training_corpus = _write_corpus_from_documents
+def write_corpus(corpus, path: Path, eval_paths: list[str] = ()) -> dict | None:
+    """The corpus snapshot the process reads (docs/architecture.md corpus JSONL), less the
+    documents that share a 13-word run with the run's evaluation sets (spell/data/decontam.py).
+    Returns the decontamination report (also written beside it) when there were sets."""
+    from webapp.corpora.services import write_training_corpus
+
     tmp = path.with_suffix(".tmp")
     write_training_corpus(corpus, tmp)
+    report = None
+    if eval_paths:
+        from spell.data.decontam import EvalIndex
+        from spell.evaluation import read_sets
+
+        index = EvalIndex.from_items(item for items in read_sets(eval_paths).values() for item in items)
+        kept, dropped = [], []
+        for line in tmp.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                (dropped if index.contaminated(json.loads(line)["text"]) else kept).append(line)
+        tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+        report = {"eval_sets": [Path(p).stem for p in eval_paths], "documents": len(kept) + len(dropped),
+                  "dropped": [json.loads(x)["id"] for x in dropped]}
+        (path.parent / DECONTAMINATION_NAME).write_text(json.dumps(report, indent=2))
     os.replace(tmp, path)
-
-
-def _write_corpus_from_documents(corpus, path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for doc in corpus.documents.select_related("cluster").order_by("id").iterator(chunk_size=500):
-            record = {"id": doc.external_id, "text": doc.text, "title": doc.title,
-                      "cluster": doc.cluster.key if doc.cluster else "all", "numeric": bool(doc.numeric or (doc.cluster and doc.cluster.numeric))}
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return report
 
 
 def prepare_run_dir(run: Run) -> tuple[Path, Path]:
-    """Write the corpus snapshot (once: a resumed attempt trains on the same documents) and the
-    frozen config into the run directory; returns (config path, corpus path)."""
+    """Write the evaluation sets, the corpus snapshot less what copies them (once: a resumed
+    attempt trains and evaluates on the same files) and the frozen config into the run directory;
+    returns (config path, corpus path)."""
     root = Path(run.run_dir)
     (root / "logs").mkdir(parents=True, exist_ok=True)
     corpus_path = root / CORPUS_NAME
+    paths = write_eval_sets(run, root / EVAL_DIR)
     if not corpus_path.exists():
         if run.corpus is None:
             raise RuntimeError("the run's corpus was deleted before the run started")
-        write_corpus(run.corpus, corpus_path)
+        report = write_corpus(run.corpus, corpus_path, paths)
+        if report is not None:
+            log.info("run %s: %d of %d documents dropped as copies of evaluation text (%s)", run.pk,
+                     len(report["dropped"]), report["documents"], ", ".join(report["eval_sets"]))
     config = json.loads(json.dumps(run.config))  # a copy: the stored config stays as frozen
-    paths = write_eval_sets(run, root / EVAL_DIR)
     if paths:
         config.setdefault("eval", {})["sets"] = paths
     config_path = root / CONFIG_NAME
@@ -214,6 +226,11 @@ class Supervisor:
             Run.objects.filter(pk=self.run.pk, attempt=self.attempt).update(last_step=step or 0)
         argv = self.argv(config_path, corpus_path, resume=step is not None)
         with open(self.log_path, "ab") as logf:
+            report = self.root / DECONTAMINATION_NAME
+            if self.attempt == 1 and report.exists():
+                r = json.loads(report.read_text())
+                logf.write((f"decontamination: {len(r['dropped'])} of {r['documents']} corpus documents left out, as "
+                            f"copies of text in {', '.join(r['eval_sets'])} ({DECONTAMINATION_NAME})\n").encode())
             logf.write(f"$ {shlex.join(argv)}\n".encode())
             logf.flush()
             self.process = subprocess.Popen(

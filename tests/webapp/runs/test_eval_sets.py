@@ -110,3 +110,21 @@ def test_the_api_lists_a_runs_sets(client, owner, team, corpus, model_entry):
     post(client, {"name": "api", "corpus": corpus.pk, "model": model_entry.name, "eval_sets": [mine.name]}, raw)
     runs = client.get("/runs/api/runs", **bearer(raw)).json()["runs"]
     assert runs[0]["eval_sets"] == ["towns-mc"]
+
+
+def test_the_corpus_snapshot_leaves_out_documents_that_copy_the_runs_evaluation_text(owner_client, team, corpus,
+                                                                                    model_entry):
+    from webapp.corpora.models import Document
+
+    mc = ready_set(team, "towns-mc")
+    planted = corpora.eval_set_items(mc)[0].context.split("\n\n")[1]  # one town's whole document
+    Document.objects.create(corpus=corpus, cluster=corpus.clusters.first(), external_id="planted", title="copy",
+                            text="Notes from the archive. " + planted, numeric=False, tokens=200)
+    owner_client.post("/runs/new", {**post_data(corpus, model_entry), "eval_sets": [mc.pk]})
+    run = Run.objects.get()
+
+    _, corpus_path = prepare_run_dir(run)
+    ids = [json.loads(line)["id"] for line in corpus_path.read_text().splitlines()]
+    assert "planted" not in ids and len(ids) == 4
+    report = json.loads((Path(run.run_dir) / "decontamination.json").read_text())
+    assert report == {"eval_sets": [f"towns-mc-{mc.pk}"], "documents": 5, "dropped": ["planted"]}
