@@ -39,6 +39,8 @@ class IngestOptions:
     # Without a tokenizer, tokens ~= words x this factor (English text under BPE tokenizers).
     tokens_per_word: float = 1.3
     id_prefix: str = "d"
+    # Evaluation text to keep out of the corpus (spell.data.decontam.EvalIndex), or None.
+    decontaminate: Any = None
 
 
 @dataclass
@@ -58,7 +60,7 @@ class DroppedDocument:
     id: str
     title: str | None
     source: str
-    reason: str  # "exact_duplicate", "near_duplicate", "too_short", "too_long"
+    reason: str  # "exact_duplicate", "near_duplicate", "too_short", "too_long", "contaminated"
     duplicate_of: str | None = None
     similarity: float | None = None
     detail: str = ""
@@ -93,6 +95,7 @@ class IngestStats:
     dropped_duplicates: int
     dropped_length: int
     length_histogram: list[HistogramBin]
+    dropped_contaminated: int = 0
 
 
 @dataclass
@@ -252,6 +255,19 @@ def ingest(
                                        f"{dup.kind}_duplicate", dup.duplicate_of, dup.similarity))
     kept = [c for c in candidates if c.id not in duplicate_of]
 
+    # decontamination: documents that copy evaluation text (a 13-word run) never reach training
+    contaminated = 0
+    if options.decontaminate is not None:
+        clean = []
+        for c in kept:
+            if options.decontaminate.contaminated(c.text):
+                contaminated += 1
+                dropped.append(DroppedDocument(c.id, c.title, c.raw.source, "contaminated",
+                                               detail="shares a 13-word run with an evaluation set"))
+            else:
+                clean.append(c)
+        kept = clean
+
     # tokens
     counter_name, count_tokens = _token_counter(tokenizer, options.tokens_per_word)
     if tokenizer is None:
@@ -292,7 +308,7 @@ def ingest(
         files=len(sources), files_with_errors=files_with_errors, documents=len(documents),
         tokens=sum(token_counts), token_counter=counter_name, clusters=len(clusters),
         numeric_clusters=sum(c.numeric for c in clusters), dropped_duplicates=len(duplicates),
-        dropped_length=dropped_length, length_histogram=_histogram(token_counts),
+        dropped_length=dropped_length, length_histogram=_histogram(token_counts), dropped_contaminated=contaminated,
     )
     return IngestResult(documents, errors, dropped, clusters, stats, notes)
 

@@ -9,7 +9,7 @@ import re
 import shutil
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dataclass_replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
@@ -301,9 +301,22 @@ def run_ingest(corpus: Corpus, *, tokenizer_loader: Callable[[], tuple[Any, str]
     progress("tokenizer", 0, 1)
     tokenizer, tokenizer_note = tokenizer_loader()
     paths = sorted(p for p in corpus.upload_folder.iterdir() if p.is_file()) if corpus.upload_folder.is_dir() else []
-    result = ingest(paths, tokenizer=tokenizer, options=ingest_options(corpus.options), progress=progress)
+    options = dataclass_replace(ingest_options(corpus.options), decontaminate=team_eval_index(corpus.team))
+    result = ingest(paths, tokenizer=tokenizer, options=options, progress=progress)
     save_ingest_result(corpus, result, tokenizer_note=None if tokenizer is not None else tokenizer_note)
     return corpus
+
+
+def team_eval_index(team):
+    """The n-grams of every ready evaluation set of the team (spell.data.decontam), or None when it
+    has none: a corpus ingested for the team leaves out documents that copy their text. (A run
+    checks again at launch, against its own sets, for sets uploaded after the corpus.)"""
+    from spell.data.decontam import EvalIndex
+
+    sets = list(EvalSet.objects.filter(team=team, status=EvalSet.Status.READY))
+    if not sets:
+        return None
+    return EvalIndex.from_items(item for eval_set in sets for item in eval_set_items(eval_set))
 
 
 def save_ingest_result(corpus: Corpus, result, tokenizer_note: str | None = None) -> None:

@@ -187,3 +187,31 @@ def test_the_options_reach_the_pipeline(team):
     corpus.refresh_from_db()
     assert corpus.status == Corpus.Status.FAILED  # every document is shorter than 100,000 characters
     assert corpus.stats["dropped_length"] == 12
+
+
+def test_a_corpus_leaves_out_documents_that_copy_the_teams_evaluation_sets(team, client, django_user_model):
+    import json
+
+    from tests.webapp.corpora.files import SAMPLE_EVAL
+    from webapp.accounts.models import Membership
+    from webapp.corpora.models import EvalSet
+    from workers.ingest_tasks import ingest_eval_set
+
+    path = SAMPLE_EVAL / "longbench_qa_sample.jsonl"
+    eval_set = services.create_eval_set_upload(team, "qa", upload(path.name, path.read_bytes()))
+    ingest_eval_set.apply(args=[eval_set.pk]).get()
+    assert EvalSet.objects.get(pk=eval_set.pk).status == EvalSet.Status.READY
+    context = json.loads(path.read_text().splitlines()[0])["context"]
+    planted = json.dumps({"text": "Copied for training. " + context[:2000], "title": "planted"}) + "\n"
+    corpus = make_corpus(team, [upload("a.jsonl", jsonl(4) + planted)])
+    services.run_ingest(corpus, tokenizer_loader=no_tokenizer)
+
+    corpus.refresh_from_db()
+    assert corpus.stats["documents"] == 4 and corpus.stats["dropped_contaminated"] == 1
+    assert [d["reason"] for d in corpus.stats["dropped"]] == ["contaminated"]
+    assert not corpus.documents.filter(title="planted").exists()
+    user = django_user_model.objects.create_user("reader", password="pw-12345678")
+    Membership.objects.create(user=user, team=team, role=Membership.Role.MEMBER)
+    client.force_login(user)
+    page = client.get(f"/corpora/{corpus.pk}/").content.decode()
+    assert "1 dropped as copies of an evaluation set" in page
