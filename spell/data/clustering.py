@@ -8,7 +8,9 @@ paper's hierarchical k-means, offline and without an embedding model). Groups un
 are then dissolved, their documents moving to the nearest remaining centroid, so no set is smaller
 than m=5 unless the documents to cluster are fewer than that to begin with: then they form one
 set, or, when named clusters exist, each joins its most similar named cluster.
-Each cluster's label is its top TF-IDF terms.
+Each cluster's label is its top TF-IDF terms. With `embedder` (e.g. all-MiniLM-L6-v2,
+spell/data/embeddings.py) the documents are clustered on their sentence embeddings instead: by
+meaning, as the paper clusters them, rather than by shared words.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class ClusterOptions:
     # documents on a busy 2-core machine, where BLAS threads fight the other processes.
     # None: the library default.
     blas_threads: int | None = 1
+    # Cluster by meaning: a callable texts -> unit row vectors (spell/data/embeddings.py MiniLM)
+    # used instead of TF-IDF (+ SVD) for k-means and the nearest-centroid moves; labels stay the
+    # top TF-IDF terms. None: TF-IDF.
+    embedder: Callable[[Sequence[str]], np.ndarray] | None = None
 
 
 @dataclass
@@ -178,7 +184,7 @@ def _cluster(texts: Sequence[str], given: Sequence[str | None] | None,
     for index, name in enumerate(given):
         (named.setdefault(name, []) if name is not None else free).append(index)
 
-    vectors = _reduce(matrix, options)
+    vectors = normalize(np.asarray(options.embedder(texts), dtype=np.float32)) if options.embedder else _reduce(matrix, options)
     new_groups: list[list[int]] = []
     if free and named and len(free) < options.min_size:
         # Too few to form a set of their own: each joins the named cluster it resembles most.

@@ -63,6 +63,10 @@ class CorpusUploadForm(TeamOwnedForm):
         help_text="MinHash Jaccard similarity above which a document is dropped as a near duplicate.")
     min_chars = forms.IntegerField(min_value=0, max_value=1_000_000, initial=100, label="Minimum characters",
                                    help_text="Shorter documents are dropped.")
+    clustering = forms.ChoiceField(
+        choices=[("embeddings", "By meaning (all-MiniLM-L6-v2 sentence embeddings)"), ("tfidf", "By shared words (TF-IDF)")],
+        initial="embeddings", required=False, label="Document sets",
+        help_text="How documents without a named cluster are grouped into sets: by meaning, as the paper does, or by words.")
 
     def clean_files(self):
         files = self.cleaned_data["files"]
@@ -73,7 +77,8 @@ class CorpusUploadForm(TeamOwnedForm):
         return files
 
     def options(self) -> dict:
-        return {k: self.cleaned_data[k] for k in ("cluster_size", "dedup_threshold", "min_chars")}
+        options = {k: self.cleaned_data[k] for k in ("cluster_size", "dedup_threshold", "min_chars")}
+        return {**options, "clustering": self.cleaned_data.get("clustering") or "embeddings"}
 
 
 class EvalSetUploadForm(TeamOwnedForm):

@@ -141,7 +141,7 @@ def store_uploads(files: list, folder: Path, suffixes: Iterable[str]) -> tuple[l
 # -- corpora: create ---------------------------------------------------------------------------
 
 
-DEFAULT_OPTIONS = {"cluster_size": 20, "dedup_threshold": 0.8, "min_chars": 100}
+DEFAULT_OPTIONS = {"cluster_size": 20, "dedup_threshold": 0.8, "min_chars": 100, "clustering": "embeddings"}
 
 
 QUEUE_DOWN = "The ingest could not be queued: the task broker (Redis) is unreachable. Delete this and upload again once it is back."
@@ -263,8 +263,22 @@ def ingest_options(options: dict):
         normalize=NormalizeOptions(min_chars=int(options["min_chars"])),
         dedup=DedupOptions(threshold=float(options["dedup_threshold"])),
         clustering=ClusterOptions(target_size=int(options["cluster_size"]),
-                                  min_size=min(ClusterOptions.min_size, int(options["cluster_size"]))),
+                                  min_size=min(ClusterOptions.min_size, int(options["cluster_size"])),
+                                  embedder=shared_embedder() if options["clustering"] == "embeddings" else None),
     )
+
+
+_EMBEDDER = None
+
+
+def shared_embedder():
+    """One sentence-embedding model per process (loaded on its first use, kept for the next ingest)."""
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        from spell.data.embeddings import MiniLM
+
+        _EMBEDDER = MiniLM()
+    return _EMBEDDER
 
 
 class ProgressRecorder:
@@ -332,6 +346,7 @@ def save_ingest_result(corpus: Corpus, result, tokenizer_note: str | None = None
     stats["text_bytes"] = sum(len(d.text.encode("utf-8")) for d in result.documents)
     stats["dropped"] = [asdict(d) for d in result.dropped[:_DROPPED_KEPT]]
     stats["dropped_total"] = len(result.dropped)
+    stats["clustering"] = {**DEFAULT_OPTIONS, **(corpus.options or {})}["clustering"]
     with transaction.atomic():
         locked = Corpus.objects.select_for_update().filter(pk=corpus.pk).first()
         if locked is None:

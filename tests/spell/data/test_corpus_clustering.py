@@ -107,3 +107,20 @@ def test_documents_without_words_still_get_a_cluster():
     result = cluster_documents(["12 34", "56 78", "the of"])
     assert result.assignment == ["c0", "c0", "c0"]
     assert result.groups[0].label == "untitled"
+
+
+def test_documents_cluster_by_meaning_with_sentence_embeddings():
+    from spell.data.clustering import ClusterOptions, cluster_documents
+    from spell.data.embeddings import MiniLM
+
+    # Two topics in different words: TF-IDF sees few shared terms, the embeddings see the topic.
+    rivers = ["The ferry crosses the river at dawn.", "Boats carry people over the water to the far bank.",
+              "A barge drifted down the stream past the quay.", "The boatman rowed travellers across the lake.",
+              "Ships sail along the canal toward the harbour.", "A raft floated on the current of the river."]
+    money = ["Quarterly revenue rose four percent.", "The company reported higher profits this year.",
+             "Earnings per share beat the analysts' forecast.", "Operating income fell as costs increased.",
+             "The firm paid a larger dividend to its shareholders.", "Sales grew while margins narrowed."]
+    options = ClusterOptions(target_size=6, min_size=3, embedder=MiniLM())
+    result = cluster_documents(rivers + money, None, options)
+    assert len(result.groups) == 2
+    assert {frozenset(g.members) for g in result.groups} == {frozenset(range(6)), frozenset(range(6, 12))}

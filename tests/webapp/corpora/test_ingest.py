@@ -215,3 +215,4 @@ def test_a_corpus_leaves_out_documents_that_copy_the_teams_evaluation_sets(team,
     client.force_login(user)
     page = client.get(f"/corpora/{corpus.pk}/").content.decode()
     assert "1 dropped as copies of an evaluation set" in page
+    assert "grouped by meaning: sentence embeddings" in page  # the default for an upload

@@ -47,7 +47,7 @@ def test_it_stores_good_files_and_queues_the_ingest(member_client, team, member,
     assert sorted(p.name for p in corpus.upload_folder.iterdir()) == ["a.jsonl", "b.txt"]
     assert corpus.upload_folder.is_relative_to(media_root / "corpora" / str(corpus.pk))
     assert corpus.disk_bytes == sum(p.stat().st_size for p in corpus.upload_folder.iterdir())
-    assert corpus.options == {"cluster_size": 20, "dedup_threshold": 0.8, "min_chars": 100}
+    assert corpus.options == {"cluster_size": 20, "dedup_threshold": 0.8, "min_chars": 100, "clustering": "embeddings"}
     assert len(callbacks) == 1  # the ingest task, sent once the upload is committed
 
 
