@@ -123,6 +123,11 @@ def write_corpus(corpus, path: Path, eval_paths: list[str] = ()) -> dict | None:
         for line in tmp.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 (dropped if index.contaminated(json.loads(line)["text"]) else kept).append(line)
+        if len(dropped) > len(kept):
+            tmp.unlink()
+            raise RuntimeError(f"{len(dropped)} of {len(kept) + len(dropped)} corpus documents copy text of the run's "
+                               "evaluation sets: the corpus is mostly evaluation text. Choose other evaluation sets "
+                               "or another corpus")
         tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
         report = {"eval_sets": [Path(p).stem for p in eval_paths], "documents": len(kept) + len(dropped),
                   "dropped": [json.loads(x)["id"] for x in dropped]}

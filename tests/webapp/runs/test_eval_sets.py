@@ -128,3 +128,20 @@ def test_the_corpus_snapshot_leaves_out_documents_that_copy_the_runs_evaluation_
     assert "planted" not in ids and len(ids) == 4
     report = json.loads((Path(run.run_dir) / "decontamination.json").read_text())
     assert report == {"eval_sets": [f"towns-mc-{mc.pk}"], "documents": 5, "dropped": ["planted"]}
+
+
+def test_a_run_whose_corpus_is_mostly_evaluation_text_is_refused_clearly(owner_client, team, model_entry):
+    from tests.webapp.runs.factories import make_corpus
+    from webapp.corpora.models import Document
+
+    mc = ready_set(team, "towns-mc")
+    corpus = make_corpus(team, name="copies", docs=1)
+    for k, item in enumerate(corpora.eval_set_items(mc)[:3]):
+        Document.objects.create(corpus=corpus, cluster=corpus.clusters.first(), external_id=f"copy{k}", title="copy",
+                                text=item.context, numeric=False, tokens=500)
+    owner_client.post("/runs/new", {**post_data(corpus, model_entry), "eval_sets": [mc.pk]})
+    run = Run.objects.get()
+
+    with pytest.raises(RuntimeError, match="3 of 4 corpus documents copy text of the run's evaluation sets"):
+        prepare_run_dir(run)
+    assert not (Path(run.run_dir) / "corpus.jsonl").exists()
