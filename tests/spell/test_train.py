@@ -158,7 +158,9 @@ def _wait_for(path, predicate, timeout=900):
 
 def test_sigusr1_checkpoints_and_pauses_sigterm_cancels(tiny_path, corpus, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(train_args(tiny_path, corpus, out, 50, "--set", "checkpoint.every_steps=0"), cwd=ROOT,
+    # More steps than either process can finish before its signal: a tiny-model step can take a
+    # fraction of a second, and a run that ends on its own exits 0 whatever was sent.
+    proc = subprocess.Popen(train_args(tiny_path, corpus, out, 100_000, "--set", "checkpoint.every_steps=0"), cwd=ROOT,
                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert _wait_for(out / "events.jsonl", lambda e: e["type"] == "log" and e["payload"]["message"] == "started")
@@ -172,7 +174,7 @@ def test_sigusr1_checkpoints_and_pauses_sigterm_cancels(tiny_path, corpus, tmp_p
     assert paused_at >= 1
     assert (out / "checkpoints" / "latest").read_text().strip() == f"step-{paused_at:06d}"
 
-    proc = subprocess.Popen(train_args(tiny_path, corpus, out, 50, "--resume", "--attempt", "2"), cwd=ROOT,
+    proc = subprocess.Popen(train_args(tiny_path, corpus, out, 100_000, "--resume", "--attempt", "2"), cwd=ROOT,
                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert _wait_for(out / "events.jsonl", lambda e: e["attempt"] == 2 and e["type"] == "log")
