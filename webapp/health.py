@@ -33,7 +33,7 @@ def check_redis() -> dict:
 
 
 def check_workers(timeout: float = 1.0) -> dict:
-    from workers.celery import app
+    from webapp.taskqueue import app
 
     try:
         replies = app.control.ping(timeout=timeout) or []

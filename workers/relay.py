@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db import transaction
 
 from webapp.audits.services import enqueue_for_review
+from webapp.runs.live import group_name, publish_state
+from webapp.runs.live import group_send as _group_send
 from webapp.runs.models import MetricPoint, Run, RunEvent, Sample
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,6 @@ READ_CHUNK = 4 << 20  # bytes read per poll at most
 SEND_BATCH = 200  # events per channel-layer message
 SAMPLE_KEYS = ("task", "question", "reference", "response", "verdict", "majority", "rule_score", "rewards",
                "votes", "disagreement", "split_votes")
-
-
-def group_name(run_id: int) -> str:
-    return f"run-{run_id}"
 
 
 def _number(value: Any) -> float | None:
@@ -242,17 +240,7 @@ class EventRelay:
         for i in range(0, len(live), SEND_BATCH):
             _group_send(self.layer, self.run_id, {"type": "run.events", "run": self.run_id, "events": live[i:i + SEND_BATCH]})
 
-    @classmethod
-    def publish_state(cls, run_id: int, channel_layer: Any = None) -> None:
-        """Send the run's current state (after a claim, a control or the end of an attempt)."""
-        run = Run.objects.filter(pk=run_id).first()
-        if run is None:
-            return
-        if channel_layer is None:
-            from channels.layers import get_channel_layer
-
-            channel_layer = get_channel_layer()
-        _group_send(channel_layer, run_id, {"type": "run.state", "run": run_id, **run.state_message()})
+    publish_state = staticmethod(publish_state)  # webapp.runs.live: the one place it is written
 
     @staticmethod
     def mark_superseded(run_id: int, attempt: int, after_step: int) -> int:
@@ -262,13 +250,4 @@ class EventRelay:
         for model in (RunEvent, Sample, MetricPoint):
             n += model.objects.filter(run_id=run_id, attempt__lt=attempt, step__gt=after_step, superseded=False).update(superseded=True)
         return n
-
-
-def _group_send(layer, run_id: int, message: dict[str, Any]) -> None:
-    from asgiref.sync import async_to_sync
-
-    try:
-        async_to_sync(layer.group_send)(group_name(run_id), message)
-    except Exception:  # noqa: BLE001 - the database is the record; the live edge may drop a message
-        log.exception("run %s: could not send to the channel layer", run_id)
 

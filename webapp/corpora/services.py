@@ -147,16 +147,17 @@ DEFAULT_OPTIONS = {"cluster_size": 20, "dedup_threshold": 0.8, "min_chars": 100,
 QUEUE_DOWN = "The ingest could not be queued: the task broker (Redis) is unreachable. Delete this and upload again once it is back."
 
 
-def _send_after_commit(task, model, pk: int) -> None:
-    """Send `task(pk)` on queue "default" once the upload is committed. If the broker is down the
-    row is marked FAILED with a clear message instead of staying PENDING forever."""
+def _send_after_commit(task: str, model, pk: int) -> None:
+    """Send the task named `task` with (pk) on queue "default" once the upload is committed. If the
+    broker is down the row is marked FAILED with a clear message instead of staying PENDING forever."""
+    from webapp import taskqueue
 
     def send():
         try:
-            task.apply_async(args=[pk], queue="default", retry=True,
-                             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
+            taskqueue.send(task, [pk], "default", retry=True,
+                           retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
         except Exception as exc:  # kombu OperationalError, redis ConnectionError, ...
-            log.error("could not queue %s for %s %s: %s", task.name, model.__name__, pk, exc)
+            log.error("could not queue %s for %s %s: %s", task, model.__name__, pk, exc)
             model.objects.filter(pk=pk, status=model.Status.PENDING).update(
                 status=model.Status.FAILED, error=QUEUE_DOWN, finished_at=timezone.now())
 
@@ -164,9 +165,9 @@ def _send_after_commit(task, model, pk: int) -> None:
 
 
 def _enqueue_ingest(corpus: Corpus) -> None:
-    from workers.ingest_tasks import ingest_corpus
+    from webapp.taskqueue import INGEST_CORPUS
 
-    _send_after_commit(ingest_corpus, Corpus, corpus.pk)
+    _send_after_commit(INGEST_CORPUS, Corpus, corpus.pk)
 
 
 def create_corpus_upload(team, name: str, files: list, user=None, options: dict | None = None) -> Corpus:
@@ -492,9 +493,9 @@ def create_eval_set_upload(team, name: str, upload, user=None, format: str = "")
                                               source_file=sanitize_filename(upload.name))
             _save_stream(upload, eval_set.upload_path)
             EvalSet.objects.filter(pk=eval_set.pk).update(disk_bytes=folder_size(eval_set.folder))
-            from workers.ingest_tasks import ingest_eval_set
+            from webapp.taskqueue import INGEST_EVAL_SET
 
-            _send_after_commit(ingest_eval_set, EvalSet, eval_set.pk)
+            _send_after_commit(INGEST_EVAL_SET, EvalSet, eval_set.pk)
     except BaseException:
         if eval_set is not None and eval_set.pk:
             shutil.rmtree(eval_set.folder, ignore_errors=True)

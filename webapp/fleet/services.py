@@ -198,7 +198,7 @@ def sweep(now: datetime | None = None) -> dict:
 
 # --- admin actions (Celery control) ----------------------------------------------------------------
 def _control(method: str, worker: Worker, queue: str) -> None:
-    from workers.celery import app
+    from webapp.taskqueue import app
 
     if worker.state == Worker.State.OFFLINE:
         raise FleetError(f"{worker.hostname} is offline: start it again first.")

@@ -10,6 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from webapp.accounts.access import role_in
 from webapp.runs import services
+from webapp.runs.live import group_name
 from webapp.runs.models import Run
 
 BACKFILL_LIMIT = 1000  # more than this: the page fetches the rest from /runs/<id>/events
@@ -28,7 +29,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.run_id = run_id
-        self.group = f"run-{run_id}"
+        self.group = group_name(run_id)
         # Join first, then backfill: nothing sent in between is lost (the page drops seqs it has).
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()

@@ -78,10 +78,10 @@ def run_dir_for(run: Run) -> Path:
 
 
 def _enqueue(run: Run) -> None:
-    from workers.run_tasks import run_spell
+    from webapp import taskqueue
 
     run_id, queue = run.pk, run.queue
-    transaction.on_commit(lambda: run_spell.apply_async(args=[run_id], queue=queue))
+    transaction.on_commit(lambda: taskqueue.send(taskqueue.RUN_SPELL, [run_id], queue))
 
 
 def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfig, preset: str, queue: str,
@@ -184,9 +184,9 @@ def config_diff(run: Run, other: Run) -> list[dict[str, Any]]:
 
 
 def _publish(run_id: int) -> None:
-    from workers.relay import EventRelay
+    from webapp.runs.live import publish_state
 
-    EventRelay.publish_state(run_id)
+    publish_state(run_id)
 
 
 def _after_commit_publish(run_id: int) -> None:

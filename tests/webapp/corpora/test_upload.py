@@ -171,12 +171,12 @@ def test_it_leaves_no_folder_when_storing_fails(team, media_root, monkeypatch):
 def test_an_unreachable_broker_fails_the_corpus_clearly(member_client, team, monkeypatch, django_capture_on_commit_callbacks):
     from kombu.exceptions import OperationalError
 
-    from workers.ingest_tasks import ingest_corpus
+    from webapp import taskqueue
 
     def down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to redis")
 
-    monkeypatch.setattr(ingest_corpus, "apply_async", down)
+    monkeypatch.setattr(taskqueue.app, "send_task", down)
     with django_capture_on_commit_callbacks(execute=True):
         response = post(member_client, team, [upload("a.txt", long_text(1))])
 

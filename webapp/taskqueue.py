@@ -1,0 +1,21 @@
+"""The web app's side of the task queue. Tasks are defined by the workers (workers/*_tasks.py) and
+sent from here by name, so the web app never imports the workers (the dependency runs
+spell <- webapp <- workers). Same broker settings as the workers' app (Django's CELERY_* names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+app = Celery("spell_studio")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+INGEST_CORPUS = "workers.ingest_corpus"
+INGEST_EVAL_SET = "workers.ingest_eval_set"
+RUN_SPELL = "workers.run_tasks.run_spell"
+
+
+def send(name: str, args: list[Any], queue: str, **options: Any):
+    """Queue the task called `name` on `queue`."""
+    return app.send_task(name, args=args, queue=queue, **options)
