@@ -22,6 +22,9 @@ from typing import Any, Iterator
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("metrics", "sample", "stage", "checkpoint", "eval", "log", "error", "heartbeat")
+# Event types whose numeric payload leaves are metric series, and the prefix each series gets: the
+# dashboard, the relay and the experiment trackers all name a metric this way.
+METRIC_PREFIX = {"metrics": "", "eval": "eval.", "stage": "stage."}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,28 @@ def _clean(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return _clean(value.item())
     return value
+
+
+def finite_number(value: Any) -> float | None:
+    """A JSON number (or bool) as a float; None for anything else, NaN and infinities included."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def metric_values(payload: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """Numeric leaves of a payload, flattened to dotted names (`reward.responder`). A null leaf (a
+    NaN the process wrote as null) stays None: a gap in a chart."""
+    out: dict[str, float | None] = {}
+    for key, value in payload.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(metric_values(value, name + "."))
+        elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            out[name[:200]] = finite_number(value)
+    return out
 
 
 def _split_complete(data: bytes) -> tuple[list[bytes], int]:

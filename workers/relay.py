@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
+from spell.events import EVENT_TYPES, METRIC_PREFIX, metric_values
+from spell.events import finite_number as _number
 from webapp.audits.services import enqueue_for_review
 from webapp.runs.live import group_name, publish_state
 from webapp.runs.live import group_send as _group_send
@@ -27,32 +28,10 @@ from webapp.runs.models import MetricPoint, Run, RunEvent, Sample
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = ("metrics", "sample", "stage", "checkpoint", "eval", "log", "error", "heartbeat")
-METRIC_PREFIX = {"metrics": "", "eval": "eval.", "stage": "stage."}
 READ_CHUNK = 4 << 20  # bytes read per poll at most
 SEND_BATCH = 200  # events per channel-layer message
 SAMPLE_KEYS = ("task", "question", "reference", "response", "verdict", "majority", "rule_score", "rewards",
                "votes", "disagreement", "split_votes")
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def metric_values(payload: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
-    """Numeric leaves of a payload, flattened to dotted names (`reward.responder`)."""
-    out: dict[str, float | None] = {}
-    for key, value in payload.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(metric_values(value, name + "."))
-        elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            out[name[:200]] = _number(value)  # null = a NaN the process wrote as null: a gap in the chart
-    return out
 
 
 def _text(value: Any) -> str:
