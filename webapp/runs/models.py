@@ -82,7 +82,10 @@ class Run(models.Model):
     # Relay bookkeeping, updated in the same transaction as the events it stores.
     last_seq = models.BigIntegerField(default=-1)
     events_offset = models.BigIntegerField(default=0, help_text="Bytes of events.jsonl already stored.")
-    last_step = models.IntegerField(default=0)
+    last_step = models.IntegerField(default=0, help_text="The last finished step (its metrics stored).")
+    # The latest `progress` event per phase of the current attempt (docs/events.md "progress"): the
+    # work inside a step or an evaluation. Kept here, not as events: only the latest one matters.
+    progress = models.JSONField(default=dict, blank=True)
     disk_bytes = models.BigIntegerField(default=0)
     # Human spot-checks of the verifier (webapp.audits): review_share, double_share, false_accept_alarm.
     audit = models.JSONField(default=dict, blank=True)
