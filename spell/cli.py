@@ -2,13 +2,14 @@
 
     python -m spell train --config run.toml --corpus corpus.jsonl --out DIR [--resume] [--attempt N]
                           [--preset cpu-demo] [--model DIR] [--set section.key=value ...]
-    python -m spell eval (--model DIR | --checkpoint DIR) --set FILE [--set FILE ...] [--k 8]
+    python -m spell eval (--model DIR | --checkpoint DIR) --eval-set FILE [--eval-set FILE ...] [--k 8]
                           [--max-input-tokens N] [--limit N] [--out results.json]
     python -m spell prepare-model [--tiny] [--dest DIR]
 
 Exit codes (docs/architecture.md): 0 finished or paused, 2 bad input (one line on stderr, nothing
-in OUT lost or half-written), 143 cancelled by SIGTERM, anything else a crash. Progress bars go to
-stderr; the machine-readable record of a run is OUT/events.jsonl.
+in OUT lost or half-written), 143 cancelled by SIGTERM, anything else a crash. Progress goes to
+stderr: bars on a terminal, a line every --log-every seconds otherwise (a log file); the
+machine-readable record of a run is OUT/events.jsonl (its `progress` events included).
 
 Several GPUs: `deepspeed --num_gpus N -m spell train ...`. The launcher sets LOCAL_RANK / RANK /
 WORLD_SIZE; only rank 0 writes events and checkpoints (see spell/train.py).
@@ -58,16 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="model folder (overrides model.path)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one field, e.g. --set selfplay.group_size=4 (repeatable)")
-    t.add_argument("--no-progress", action="store_true", help="no tqdm bars on stderr")
+    t.add_argument("--no-progress", action="store_true", help="no progress on stderr (bars or lines)")
+    t.add_argument("--log-every", type=float, default=10.0, metavar="SECONDS",
+                   help="when stderr is not a terminal: a progress line at most this often")
 
     e = sub.add_parser("eval", help="evaluate a model on evaluation sets (mean@k, pass@k)")
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="model folder")
     src.add_argument("--checkpoint", help="checkpoint folder (with model/) or a run's checkpoints/ folder")
-    e.add_argument("--set", dest="sets", action="append", required=True, metavar="FILE",
+    e.add_argument("--eval-set", dest="sets", action="append", metavar="FILE",
                    help="evaluation set file: LongBench-v2 json, LongBench QA jsonl, DocMath json (repeatable)")
+    # The old name; `train --set` means KEY=VALUE, so this one is kept only for old scripts.
+    e.add_argument("--set", dest="old_sets", action="append", default=[], metavar="FILE", help=argparse.SUPPRESS)
     e.add_argument("--k", type=int, default=8, help="samples per question")
-    e.add_argument("--max-input-tokens", type=int, default=16384, help="middle-truncate inputs to this")
+    e.add_argument("--max-input-tokens", type=int, default=None,
+                   help="middle-truncate inputs to this (default: the model's positions less --max-new-tokens)")
     e.add_argument("--max-new-tokens", type=int, default=512, help="longest answer")
     e.add_argument("--temperature", type=float, default=0.7)
     e.add_argument("--top-p", type=float, default=0.95)
@@ -78,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--answer-line", action="store_true",
                    help="as cpu-demo's responder: one answer line under its grammar (needs --prompt-style small)")
     e.add_argument("--out", help="write the results as JSON here (else stdout only)")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--no-progress", action="store_true", help="no progress on stderr (bars or lines)")
+    e.add_argument("--log-every", type=float, default=10.0, metavar="SECONDS",
+                   help="when stderr is not a terminal: a progress line at most this often")
 
     p = sub.add_parser("prepare-model", help="build the SmolLM2 (or tiny random) model folder")
     p.add_argument("--tiny", action="store_true", help="the tiny random Qwen2 for tests")
@@ -141,17 +149,23 @@ def _train(args: argparse.Namespace) -> int:
         resume=args.resume,
         attempt=args.attempt,
         progress=not args.no_progress,
+        log_every=args.log_every,
     )
     return train(cfg, options)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from spell.evaluation import EvalOptions, evaluate_cli
+    from spell.evaluation import BadInput, EvalOptions, evaluate_cli
 
+    if args.old_sets:
+        print("spell eval: warning: --set FILE is now --eval-set FILE (--set still works for now)", file=sys.stderr)
+    paths = (args.sets or []) + args.old_sets
+    if not paths:
+        raise BadInput("name at least one evaluation set: --eval-set FILE")
     results = evaluate_cli(
         model=args.model,
         checkpoint=args.checkpoint,
-        set_paths=[Path(p) for p in args.sets],
+        set_paths=[Path(p) for p in paths],
         options=EvalOptions(
             k=args.k,
             max_input_tokens=args.max_input_tokens,
@@ -165,6 +179,7 @@ def _eval(args: argparse.Namespace) -> int:
             one_line_answer=args.answer_line,
         ),
         progress=not args.no_progress,
+        log_every=args.log_every,
     )
     text = json.dumps(results, indent=2)
     if args.out:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from spell import prompts
+from spell.progress import NO_PROGRESS, Progress
 from spell.rewards import rule_score
 
 
@@ -28,7 +29,7 @@ class BadInput(ValueError):
 @dataclass
 class EvalOptions:
     k: int = 8
-    max_input_tokens: int = 16384
+    max_input_tokens: int | None = None  # None: the model's positions less max_new_tokens (the CLI resolves it)
     max_new_tokens: int = 512
     temperature: float = 0.7
     top_p: float = 0.95
@@ -97,7 +98,8 @@ def evaluate(
     sets: dict[str, Sequence[Any]],
     options: EvalOptions,
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
+    step: int | None = None,
 ) -> dict[str, Any]:
     """Scores per set: {"sets": {name: {"mean@k", "pass@k", "items", "k", "item_means", ...}},
     "mean": ...}. `mean` is the unweighted average of the sets' mean@k (the paper averages
@@ -107,10 +109,13 @@ def evaluate(
     from spell.grounded import responder_grammar
     from spell.rollout import derive_seed
 
+    if options.max_input_tokens is None:
+        raise ValueError("EvalOptions.max_input_tokens: set it (evaluate_cli derives it from the model)")
     started = time.monotonic()
     results: dict[str, Any] = {}
-    for name, items in sets.items():
-        items = list(items)[: options.limit] if options.limit else list(items)
+    chosen = {name: list(items)[: options.limit] if options.limit else list(items) for name, items in sets.items()}
+    reported = progress.phase("eval", sum(len(items) for items in chosen.values()), "items", step=step)
+    for name, items in chosen.items():
         if not items:
             continue
         prompts_ = [build_prompt(item, tokenizer, options.max_input_tokens, options.prompt_style, options.one_line_answer)
@@ -125,8 +130,7 @@ def evaluate(
             )
             (completions,) = engine.generate([ids], options.k, sampling)
             scores.append([score_response(item, c.text) for c in completions])
-            if progress:
-                progress(1)
+            reported.advance(1, sum(len(c.token_ids) for c in completions))
         k = options.k
         flat = [s for row in scores for s in row]
         results[name] = {
@@ -137,6 +141,7 @@ def evaluate(
             "truncated_inputs": sum(1 for ids in prompts_ if len(ids) >= options.max_input_tokens),
             "item_means": [round(sum(row) / len(row), 4) for row in scores],
         }
+    reported.finish()
     means = [r["mean@k"] for r in results.values()]
     return {
         "sets": results,
@@ -168,6 +173,7 @@ def evaluate_cli(
     set_paths: Sequence[Path],
     options: EvalOptions,
     progress: bool = True,
+    log_every: float = 10.0,
 ) -> dict[str, Any]:
     """`python -m spell eval`: load the model (or a checkpoint's model), read the sets, evaluate."""
     from spell.engines.hf import HFEngine
@@ -175,12 +181,18 @@ def evaluate_cli(
 
     if options.k < 1:
         raise BadInput("--k must be at least 1")
-    if options.max_input_tokens < 1:
+    if options.max_new_tokens < 1:
+        raise BadInput("--max-new-tokens must be at least 1")
+    if options.max_input_tokens is not None and options.max_input_tokens < 1:
         raise BadInput("--max-input-tokens must be at least 1")
     if options.one_line_answer and options.prompt_style != "small":
         raise BadInput("--answer-line is the small prompt style's answer: add --prompt-style small")
     folder = Path(model) if model else _checkpoint_model_dir(Path(checkpoint))
     positions = model_max_positions(folder)
+    if options.max_input_tokens is None:  # what the model can read besides the answer
+        if options.max_new_tokens >= positions:
+            raise BadInput(f"--max-new-tokens {options.max_new_tokens} leaves no room for an input in the model's {positions} positions")
+        options = replace(options, max_input_tokens=positions - options.max_new_tokens)
     if options.max_input_tokens + options.max_new_tokens > positions:
         raise BadInput(
             f"--max-input-tokens {options.max_input_tokens} + --max-new-tokens {options.max_new_tokens} "
@@ -189,12 +201,7 @@ def evaluate_cli(
     sets = read_sets(set_paths)  # before loading the model: bad files fail fast
     net, tokenizer = load_model(folder)
     engine = HFEngine(net, tokenizer)
-    total = sum(min(len(v), options.limit or len(v)) for v in sets.values())
-    bar = _bar(total, "eval", progress)
-    try:
-        results = evaluate(engine, tokenizer, sets, options, progress=bar.update)
-    finally:
-        bar.close()
+    results = evaluate(engine, tokenizer, sets, options, progress=Progress(console="auto" if progress else "off", log_every=log_every, bar_position=0))
     results["model"] = str(folder)
     return results
 
@@ -210,8 +217,3 @@ def _checkpoint_model_dir(path: Path) -> Path:
         return path
     raise BadInput(f"{path} is not a checkpoint (no model/ folder)")
 
-
-def _bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)

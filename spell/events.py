@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 1
-EVENT_TYPES = ("metrics", "sample", "stage", "checkpoint", "eval", "log", "error", "heartbeat")
+# 2: `progress` events; heartbeats moved out of the stream to OUT/heartbeat.json.
+SCHEMA_VERSION = 2
+# "heartbeat" stays readable: version-1 files carry them (a resumed old run, a stored run folder).
+EVENT_TYPES = ("metrics", "sample", "stage", "checkpoint", "eval", "log", "error", "progress", "heartbeat")
+# Events the relay keeps as the latest per phase instead of a row each (spell/progress.py).
+TRANSIENT_TYPES = ("progress",)
 # Event types whose numeric payload leaves are metric series, and the prefix each series gets: the
 # dashboard, the relay and the experiment trackers all name a metric this way.
 METRIC_PREFIX = {"metrics": "", "eval": "eval.", "stage": "stage."}
@@ -180,21 +184,37 @@ class EventWriter:
     def error(self, message: str, *, kind: str = "crash", step: int | None = None, **extra: Any) -> None:
         self.emit("error", {"message": message, "kind": kind, **extra}, step=step)
 
+    @property
+    def heartbeat_path(self) -> Path:
+        return self.path.with_name("heartbeat.json")
+
     def start_heartbeat(self, interval: float = 10.0) -> None:
-        """A daemon thread that emits `heartbeat` every `interval` seconds until `close()`."""
+        """A daemon thread that rewrites OUT/heartbeat.json ({time, uptime_s, pid, step, attempt})
+        every `interval` seconds until `close()`. Not an event: a beat every few seconds would bury
+        the events a person reads."""
         if not self.enabled or self._heartbeat is not None:
             return
         started = time.time()
 
         def beat() -> None:
-            while not self._stop.wait(interval):
+            while True:
                 try:
-                    self.emit("heartbeat", {"uptime_s": round(time.time() - started, 1), "pid": os.getpid()})
-                except (ValueError, OSError):  # file closed under us at shutdown
+                    self._write_heartbeat(started)
+                except OSError:  # a full disk must not kill the training process
+                    pass
+                if self._stop.wait(interval):
                     return
 
         self._heartbeat = threading.Thread(target=beat, name="spell-heartbeat", daemon=True)
         self._heartbeat.start()
+
+    def _write_heartbeat(self, started: float) -> None:
+        now = time.time()
+        beat = {"time": round(now, 3), "uptime_s": round(now - started, 1), "pid": os.getpid(),
+                "step": self.step, "attempt": self.attempt}
+        tmp = self.heartbeat_path.with_name(f".heartbeat.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(beat), encoding="utf-8")
+        os.replace(tmp, self.heartbeat_path)
 
     def close(self) -> None:
         self._stop.set()

@@ -29,6 +29,7 @@ from spell import batch as batching
 from spell.engines.base import SamplingParams
 from spell.evaluation import BadInput, build_prompt, item_options, score_response
 from spell.parsing import extract_answer
+from spell.progress import NO_PROGRESS, Progress
 from spell.rollout import Rollout, derive_seed
 from spell.selfplay import SelfPlayState, StepResult
 from spell.update import ROLES, PolicyUpdate, update_sequences
@@ -82,8 +83,10 @@ class RLVRStep:
         ref_model: Any = None,
         recompute_old_logprobs: bool = False,
         sync_weights: Callable[[], None] | None = None,
+        progress: Progress = NO_PROGRESS,
     ):
         self.cfg = cfg
+        self.progress = progress
         self.engine = engine
         self.tokenizer = tokenizer
         self.items_by_task: dict[str, list[Any]] = {}
@@ -94,6 +97,7 @@ class RLVRStep:
         self.updater = PolicyUpdate(
             trainer, ref_model=ref_model, kl_coef=cfg.loss.kl_coef, recompute_old_logprobs=recompute_old_logprobs,
             sync_weights=sync_weights or (lambda: engine.sync_weights(trainer.model.state_dict())),
+            progress=progress,
         )
         self._prompts: dict[str, list[int]] = {}  # item id -> prompt ids (items are fixed)
 
@@ -132,7 +136,10 @@ class RLVRStep:
                 max_new_tokens=cfg.sampling.max_response_tokens, seed=derive_seed(seed, "batch", b, "responder"),
             )
             t = time.monotonic()
-            outputs = self.engine.generate(ids, sp.group_size, sampling) if ids else []
+            outputs = []
+            if ids:
+                with self.progress.phase("responder", len(ids) * sp.group_size) as reported:
+                    outputs = self.engine.generate(ids, sp.group_size, sampling, progress=reported.advance)
             gen_seconds += time.monotonic() - t
             groups = []
             for item, prompt_ids, completions in zip(items, ids, outputs):

@@ -33,6 +33,7 @@ from spell.config import role_max_tokens
 from spell.curriculum import HistoryMemory, LengthCurriculum, fit_questioner_documents, fit_responder_documents
 from spell.engines.base import Completion, RolloutEngine, SamplingParams
 from spell.parsing import FORMAT_ERROR, OK, QuestionParse, extract_answer, parse_questioner, parse_verifier
+from spell.progress import NO_PROGRESS, Progress
 from spell.quality import Quality, question_quality
 from spell.rewards import is_ungrounded, responder_reward, rule_score, verifier_majority
 
@@ -195,9 +196,10 @@ class RolloutRunner:
 
     def __init__(
         self, engine: RolloutEngine, tokenizer: Any, cfg: Any, corpus: Corpus, model_positions: int,
-        judge: Judge | None = None,
+        judge: Judge | None = None, progress: Progress = NO_PROGRESS,
     ):
         self.engine = engine
+        self.progress = progress
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.corpus = corpus
@@ -228,7 +230,8 @@ class RolloutRunner:
             return []
         started = time.monotonic()
         engine = engine or self.engine
-        out = engine.generate(prompts_, n, sampling, grammars=grammars) if grammars else engine.generate(prompts_, n, sampling)
+        with self.progress.phase(phase, len(prompts_) * n) as reported:
+            out = engine.generate(prompts_, n, sampling, grammars=grammars or None, progress=reported.advance)
         phases.seconds[phase] += time.monotonic() - started
         phases.generated_tokens += sum(len(c.token_ids) for group in out for c in group)
         return out

@@ -23,6 +23,7 @@ import torch
 from spell import batch as batching
 from spell.curriculum import HistoryMemory, LengthCurriculum, MemoryEntry
 from spell.parsing import DROPPED, FORMAT_ERROR
+from spell.progress import NO_PROGRESS, Progress
 from spell.rewards import questioner_reward, verifier_group_eligible, verifier_judgment_rewards
 from spell.rollout import Corpus, Judge, Proposal, RolloutRunner, derive_seed
 from spell.update import ROLES, PolicyUpdate, update_sequences
@@ -83,17 +84,19 @@ class SelfPlay:
         recompute_old_logprobs: bool = False,
         sync_weights: Callable[[], None] | None = None,
         judge: Judge | None = None,
+        progress: Progress = NO_PROGRESS,
     ):
         self.cfg = cfg
         self.engine = engine
         self.trainer = trainer
         self.tokenizer = tokenizer
         # judge: an external verifier (selfplay.verifier_model); None = the policy judges.
-        self.runner = RolloutRunner(engine, tokenizer, cfg, corpus, model_positions, judge=judge)
+        self.runner = RolloutRunner(engine, tokenizer, cfg, corpus, model_positions, judge=judge, progress=progress)
         self.state = state or SelfPlayState.from_config(cfg)
         self.updater = PolicyUpdate(
             trainer, ref_model=ref_model, kl_coef=cfg.loss.kl_coef, recompute_old_logprobs=recompute_old_logprobs,
             sync_weights=sync_weights or (lambda: engine.sync_weights(trainer.model.state_dict())),
+            progress=progress,
         )
 
     # =============================================================================== the step

@@ -46,7 +46,8 @@ class TrainOptions:
     out: Path
     resume: bool = False
     attempt: int = 1
-    progress: bool = True
+    progress: bool = True  # bars on a TTY, a progress line every `log_every` s in a log
+    log_every: float = 10.0
     heartbeat_s: float = 10.0
 
 
@@ -205,6 +206,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     from spell.events import EventWriter
     from spell.loss import policy_loss
     from spell.models import load_model
+    from spell.progress import Progress
     from spell.provenance import build_provenance, write_json_atomic
     from spell.rollout import Corpus
     from spell.selfplay import SelfPlay, SelfPlayState
@@ -239,15 +241,19 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         best = saved.extra.get("best")
         if saved.rng:
             ckpt.restore_rng_state(saved.rng)
+    # Work inside a step and an evaluation: progress events (once the writer exists) and, on rank
+    # 0, bars on a TTY or a line every few seconds in a log.
+    progress = Progress(console="auto" if options.progress and is_main else "off", log_every=options.log_every)
     if rlvr_items is not None:  # the RLVR baseline: the responder alone on a fixed QA file
         from spell.rlvr import RLVRStep
 
         selfplay = RLVRStep(cfg, engine, trainer, tokenizer, rlvr_items, positions, state, ref_model=ref_model,
-                            recompute_old_logprobs=cfg.engine.name != "hf")
+                            recompute_old_logprobs=cfg.engine.name != "hf", progress=progress)
     else:
         selfplay = SelfPlay(
             cfg, engine, trainer, tokenizer, corpus, positions, state, ref_model=ref_model,
             recompute_old_logprobs=cfg.engine.name != "hf", judge=_make_judge(cfg, dtype, device),
+            progress=progress,
         )
 
     out = options.out
@@ -263,6 +269,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         )
     events = EventWriter(out / "events.jsonl", options.attempt, enabled=is_main)
     events.step = start_step
+    progress.events = events
     events.start_heartbeat(options.heartbeat_s)
     pause = {"requested": False, "cancelled": False}
     previous = _install_signals(pause)
@@ -276,16 +283,16 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         events.emit("stage", _stage_payload(state, "start"), step=start_step)
         clock = _TimeBudget(cfg.run.time_budget_minutes)
         if start_step == 0 and cfg.eval.at_start and eval_sets:
-            best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, 0, best)
+            best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, progress, 0, best)
             clock.evaluated(last_eval["seconds"])
-        bar = _bar(cfg.run.steps, start_step, options.progress and is_main)
+        bar = _bar(cfg.run.steps, start_step, progress.console == "bars")
         starved = 0
         for step in range(start_step + 1, cfg.run.steps + 1):
             if clock.stop_before_next_step():
                 events.log("time budget reached", level="warning", step=step - 1,
                            budget_minutes=cfg.run.time_budget_minutes, steps_done=step - 1 - start_step)
                 if cfg.eval.every_steps and eval_sets and (last_eval is None or last_eval.get("step") != step - 1):
-                    best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, step - 1, best)
+                    best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, progress, step - 1, best)
                 if is_main and step - 1 > start_step:
                     _save(cfg, out, step - 1, trainer, tokenizer, state, best, last_eval, events)
                 bar.close()
@@ -314,7 +321,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
             if result.promoted:
                 events.emit("stage", _stage_payload(state, "promoted"), step=step)
             if cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and eval_sets:
-                best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, step, best)
+                best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, progress, step, best)
                 clock.evaluated(last_eval["seconds"])
             last = step == cfg.run.steps
             due = (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0) or last or pause["requested"]
@@ -322,6 +329,8 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
                 _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events)
             bar.update(1)
             bar.set_postfix_str(_postfix(result.metrics))
+            if progress.console == "lines":  # a log: one line a step (a bar's redraws would fill it)
+                print(f"spell: step {step}/{cfg.run.steps} done, {_postfix(result.metrics)}", file=sys.stderr, flush=True)
             if pause["requested"] and not last:
                 events.log("paused", step=step)
                 return 0
@@ -413,7 +422,7 @@ def _eval_sets(cfg: RunConfig) -> dict[str, list[Any]]:
     return read_sets(cfg.eval.sets) if cfg.eval.sets else {}
 
 
-def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def _evaluate(cfg, engine, tokenizer, sets, events, progress, step, best) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Evaluate, emit the `eval` event; return (best so far, this evaluation's {step, mean})."""
     from spell.config import role_max_tokens
     from spell.evaluation import EvalOptions, evaluate
@@ -425,7 +434,7 @@ def _evaluate(cfg, engine, tokenizer, sets, events, step, best) -> tuple[dict[st
         prompt_style=cfg.prompts.style, answer_grammar=cfg.structured.responder,
         one_line_answer=cfg.structured.responder and cfg.structured.grounded,
     )
-    results = evaluate(engine, tokenizer, sets, options)
+    results = evaluate(engine, tokenizer, sets, options, progress=progress, step=step)
     events.emit("eval", results, step=step)
     this = {"step": step, "mean": results["mean"], "seconds": results["seconds"]}
     if results["mean"] is not None and (best is None or results["mean"] > best["mean"]):

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from spell.advantages import group_zscore, questioner_advantages
 from spell.batch import UpdateBatch
+from spell.progress import NO_PROGRESS, Progress
 from spell.trainers.base import TrainSequence, sequence_logprobs
 
 ROLES = ("questioner", "responder", "verifier")
@@ -73,8 +74,10 @@ class PolicyUpdate:
         kl_coef: float = 0.0,
         recompute_old_logprobs: bool = False,
         sync_weights: Callable[[], None] | None = None,
+        progress: Progress = NO_PROGRESS,
     ):
         self.trainer = trainer
+        self.progress = progress
         self.ref_model = ref_model  # only with kl_coef > 0
         self.kl_coef = kl_coef
         # The HF engine records the very log-probabilities the trainer computes; an engine with
@@ -88,10 +91,13 @@ class PolicyUpdate:
         if not sequences:
             return {}
         t = time.monotonic()
-        self._logprobs(sequences)
+        if self.recompute_old_logprobs or (self.ref_model is not None and self.kl_coef > 0):
+            with self.progress.phase("logprob", len(sequences)):
+                self._logprobs(sequences)
         times["logprob"] = time.monotonic() - t
         t = time.monotonic()
-        metrics = self.trainer.train_step(sequences)
+        with self.progress.phase("update", len(sequences)):  # one optimizer step: its start and its end
+            metrics = self.trainer.train_step(sequences)
         times["update"] = time.monotonic() - t
         t = time.monotonic()
         if self.sync_weights is not None:

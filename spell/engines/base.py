@@ -7,7 +7,7 @@ see exactly the same tokens and the trainer can recompute log-probabilities on t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,20 @@ class Completion:
         return self.finish_reason == "length"
 
 
+# progress(sequences finished, tokens generated) since the last call
+ProgressCallback = Callable[[int, int], None]
+
+
 class RolloutEngine(Protocol):
     """Generates completions for the policy's current weights."""
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
-        grammars: Sequence[str | None] | None = None,
+        grammars: Sequence[str | None] | None = None, progress: ProgressCallback | None = None,
     ) -> list[list[Completion]]:
         """For each prompt (token ids) return `n` completions, in prompt order. `grammars`, when
-        given, holds one EBNF grammar (or None: `sampling`'s own constraint) per prompt."""
+        given, holds one EBNF grammar (or None: `sampling`'s own constraint) per prompt.
+        `progress(sequences, tokens)` is called as parts of the work finish (spell/progress.py)."""
         ...
 
     def sync_weights(self, state_dict: dict[str, Any]) -> None:

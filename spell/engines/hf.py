@@ -29,7 +29,7 @@ import torch
 import transformers
 from transformers import DynamicCache, GenerationConfig
 
-from spell.engines.base import Completion, EngineStats, SamplingParams, logprob_temperature
+from spell.engines.base import Completion, EngineStats, ProgressCallback, SamplingParams, logprob_temperature
 from spell.engines.sampling import NucleusSampler
 
 
@@ -120,9 +120,10 @@ class HFEngine:
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
-        grammars: Sequence[str | None] | None = None,
+        grammars: Sequence[str | None] | None = None, progress: ProgressCallback | None = None,
     ) -> list[list[Completion]]:
-        """For each prompt (token ids) return `n` completions, in prompt order.
+        """For each prompt (token ids) return `n` completions, in prompt order; `progress` hears
+        of each batch as it finishes.
 
         Prompts are grouped (shortest first, at most `max_batch_sequences` sequences per group),
         left padded, and generated together. Same `sampling.seed` and inputs -> same outputs; the
@@ -147,6 +148,8 @@ class HFEngine:
                     completions = self._generate_batch(batch, n, sampling, seed, [constraints[i] for i in batch.prompt_indices])
                     for slot, prompt_index in enumerate(batch.prompt_indices):
                         results[prompt_index] = completions[slot * n : (slot + 1) * n]
+                    if progress is not None:
+                        progress(len(completions), sum(len(c.token_ids) for c in completions))
         finally:
             self.model.train(was_training)
         self.stats.seconds += time.monotonic() - started

@@ -16,13 +16,14 @@ vLLM is imported lazily, inside the class: the main environment imports this mod
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
 import time
 from typing import Any, Iterator, Sequence
 
-from spell.engines.base import Completion, EngineStats, SamplingParams
+from spell.engines.base import Completion, EngineStats, ProgressCallback, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,32 @@ def _unshare(chunk: dict[str, Any]) -> dict[str, Any]:
         out[name] = t.clone() if ptr in seen else t
         seen.add(ptr)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _null_stream():
+    return open(os.devnull, "w")
+
+
+def _progress_bar(progress: ProgressCallback):
+    """A `use_tqdm` factory for `LLM.generate`: a tqdm that prints nothing and passes each
+    `update(n)` (n sequences of a finished request) to `progress`. vLLM reads the bar's
+    `format_dict`, so it is a real tqdm on a null stream, not a stand-in."""
+    from tqdm import tqdm
+
+    class _Forwarding(tqdm):
+        def update(self, n=1):
+            progress(int(n or 0), 0)
+            return super().update(n)
+
+    def make(*args, **kwargs):
+        kwargs["file"] = _null_stream()
+        if not str(kwargs.get("desc", "")).startswith("Processed"):
+            # vLLM's other bars (adding requests) are not generation progress.
+            return tqdm(*args, **kwargs)
+        return _Forwarding(*args, **kwargs)
+
+    return make
 
 
 def _config_max_positions(model_path: str) -> int | None:
@@ -242,10 +269,11 @@ class VLLMEngine:
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
-        grammars: Sequence[str | None] | None = None,
+        grammars: Sequence[str | None] | None = None, progress: ProgressCallback | None = None,
     ) -> list[list[Completion]]:
         """For each prompt (token ids) return `n` completions, in prompt order; `grammars` gives
-        each prompt its own EBNF grammar (vLLM takes one SamplingParams per prompt).
+        each prompt its own EBNF grammar (vLLM takes one SamplingParams per prompt); `progress`
+        hears of each request as it finishes (through vLLM's own progress-bar hook).
 
         Under a schema or grammar the log-probabilities vLLM reports are taken after the grammar
         mask (renormalised over the allowed tokens), unlike free text; see docs/vllm.md. vLLM does
@@ -266,7 +294,7 @@ class VLLMEngine:
             params = self._vllm_sampling(n, sampling)
         inputs = [TokensPrompt(prompt_token_ids=[int(t) for t in p]) for p in prompts]
         start = time.perf_counter()
-        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        outputs = self.llm.generate(inputs, params, use_tqdm=_progress_bar(progress) if progress else False)
         elapsed = time.perf_counter() - start
 
         results: list[list[Completion]] = []
@@ -275,6 +303,8 @@ class VLLMEngine:
             completions = [self._completion(c, len(prompt)) for c in out.outputs]
             generated += sum(len(c.token_ids) for c in completions)
             results.append(completions)
+        if progress is not None:
+            progress(0, generated)  # vLLM's hook counts requests, not tokens: the tokens at the end
         self.stats.prompt_tokens += sum(len(p) for p in prompts)
         self.stats.generated_tokens += generated
         self.stats.seconds += elapsed

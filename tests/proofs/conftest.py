@@ -22,7 +22,7 @@ from tests.support import REPO, WorkerProcess, child_env
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs its own loop
 
-EVENT_TYPES = ("metrics", "sample", "stage", "checkpoint", "eval", "log", "error", "heartbeat")
+from spell.events import EVENT_TYPES, TRANSIENT_TYPES  # noqa: E402
 
 # The smallest real self-play step the tiny model can do (a few seconds on a CPU).
 TINY_OVERRIDES = {
@@ -131,7 +131,8 @@ def alive(pid: int | None) -> bool:
 
 
 def file_events(run_dir: Path) -> tuple[list[dict], list[bytes]]:
-    """(well-formed events, other lines) of OUT/events.jsonl, by the relay's rule."""
+    """(well-formed events the relay stores a row for, other lines) of OUT/events.jsonl, by the
+    relay's rule. `progress` events are well formed but kept as the latest per phase, not as rows."""
     good, bad = [], []
     for line in (run_dir / "events.jsonl").read_bytes().split(b"\n"):
         if not line.strip():
@@ -141,7 +142,8 @@ def file_events(run_dir: Path) -> tuple[list[dict], list[bytes]]:
         except ValueError:
             obj = None
         if isinstance(obj, dict) and obj.get("type") in EVENT_TYPES and isinstance(obj.get("payload", {}), dict):
-            good.append(obj)
+            if obj["type"] not in TRANSIENT_TYPES:
+                good.append(obj)
         else:
             bad.append(line)
     return good, bad

@@ -131,7 +131,7 @@ def test_unreadable_checkpoint(tiny_path, corpus, out):
 def test_eval_bad_set_file(tiny_path, tmp_path):
     bad = tmp_path / "set.json"
     bad.write_text('[{"what": 1}]')
-    proc = run("eval", "--model", str(tiny_path), "--set", str(bad), "--k", "1", "--max-input-tokens", "2048")
+    proc = run("eval", "--model", str(tiny_path), "--eval-set", str(bad), "--k", "1", "--max-input-tokens", "2048")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "unknown eval-set format" in proc.stderr
 

@@ -115,15 +115,18 @@ def test_read_sets_refuses_bad_files(tmp_path):
 
 
 def test_eval_cli_on_the_tiny_model(tmp_path):
+    """With its own defaults (the input budget is what the model's positions leave), `--eval-set`
+    and the old `--set` (a warning), and a progress line per item in a log (stderr not a TTY)."""
     from spell.models import TINY_RANDOM, prepare_model
 
     model = prepare_model(TINY_RANDOM)
     out = tmp_path / "results.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "spell", "eval", "--model", str(model), "--set", str(ROOT / "samples/eval/longbench_v2_sample.json"),
+        [sys.executable, "-m", "spell", "eval", "--model", str(model),
+         "--eval-set", str(ROOT / "samples/eval/longbench_v2_sample.json"),
          "--set", str(ROOT / "samples/eval/docmath_sample.json"), "--k", "2", "--limit", "1", "--max-new-tokens", "4",
-         "--max-input-tokens", "512", "--out", str(out), "--no-progress"],
+         "--out", str(out), "--log-every", "0"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -131,3 +134,6 @@ def test_eval_cli_on_the_tiny_model(tmp_path):
     assert set(results["sets"]) == {"longbench_v2_sample", "docmath_sample"}
     for r in results["sets"].values():
         assert r["items"] == 1 and r["k"] == 2 and 0 <= r["mean@k"] <= r["pass@k"] <= 1
+    assert "--set FILE is now --eval-set FILE" in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("spell: eval: ")]
+    assert lines and lines[-1].startswith("spell: eval: 2/2 items") and lines[-1].endswith("done"), proc.stderr[-2000:]

@@ -16,7 +16,7 @@ def test_it_round_trips_every_field(tmp_path):
     assert [e["seq"] for e in events] == [0, 1]
     first, second = events
     assert set(first) == {"v", "seq", "type", "step", "attempt", "time", "payload"}
-    assert first["v"] == SCHEMA_VERSION == 1
+    assert first["v"] == SCHEMA_VERSION == 2
     assert first["type"] == "metrics" and first["step"] == 4 and first["attempt"] == 3
     assert first["payload"] == {"loss": 0.5, "nan": None}  # no NaN in JSON
     assert second["step"] == 2 and second["payload"]["question"] == "Wer? ü"
@@ -37,7 +37,8 @@ def test_it_rejects_unknown_types(tmp_path):
     with EventWriter(tmp_path / "e.jsonl") as w:
         with pytest.raises(ValueError):
             w.emit("metric", {})
-    assert "heartbeat" in EVENT_TYPES and len(EVENT_TYPES) == 8
+    # heartbeat: still read from version-1 files, no longer written into the stream
+    assert {"progress", "heartbeat"} <= set(EVENT_TYPES) and len(EVENT_TYPES) == 9
 
 
 def test_it_ignores_a_torn_last_line(tmp_path):
@@ -69,18 +70,28 @@ def test_it_continues_seq_on_resume_and_cuts_a_torn_line(tmp_path):
         json.loads(line)
 
 
-def test_it_emits_heartbeats_from_a_thread(tmp_path):
+def test_heartbeats_go_to_their_own_file_not_into_the_stream(tmp_path):
     path = tmp_path / "events.jsonl"
-    w = EventWriter(path)
+    w = EventWriter(path, attempt=2)
+    w.step = 5
     w.start_heartbeat(interval=0.05)
+    beat_file = tmp_path / "heartbeat.json"
     deadline = time.time() + 10
-    while time.time() < deadline and not any(e["type"] == "heartbeat" for e in read_events(path)):
+    first = None
+    while time.time() < deadline:
+        if beat_file.exists():
+            first = first or json.loads(beat_file.read_text())
+            if json.loads(beat_file.read_text())["time"] > first["time"]:
+                break
         time.sleep(0.02)
     w.emit("log", {"message": "still contiguous"})
     w.close()
+    beat = json.loads(beat_file.read_text())
+    assert beat["time"] > first["time"], "the heartbeat file is rewritten, not written once"
+    assert beat["step"] == 5 and beat["attempt"] == 2 and beat["pid"] > 0 and beat["uptime_s"] >= 0
     events = read_events(path)
-    assert any(e["type"] == "heartbeat" for e in events)
-    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert [e["type"] for e in events] == ["log"]  # nothing else in the stream
+    assert not list(tmp_path.glob(".heartbeat.*"))  # written atomically: no temporary left
 
 
 def test_a_disabled_writer_writes_nothing(tmp_path):

@@ -174,12 +174,10 @@ class Recording:
     def __init__(self, inner, tokenizer):
         self.inner, self.tokenizer, self.prompts, self.grammars = inner, tokenizer, [], []
 
-    def generate(self, prompts, n, sampling, grammars=None):
+    def generate(self, prompts, n, sampling, grammars=None, progress=None):
         self.prompts += [self.tokenizer.decode(p) for p in prompts]
         self.grammars += list(grammars) if grammars else [sampling.grammar] * len(prompts)
-        if grammars:
-            return self.inner.generate(prompts, n, sampling, grammars=grammars)
-        return self.inner.generate(prompts, n, sampling)
+        return self.inner.generate(prompts, n, sampling, grammars=grammars, progress=progress)
 
     def sync_weights(self, state_dict):
         self.inner.sync_weights(state_dict)

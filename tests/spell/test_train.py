@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spell.engines.hf import HFEngine
-from spell.events import read_events
+from spell.events import SCHEMA_VERSION, read_events
 from spell.models import TINY_RANDOM, prepare_model
 from spell.train import EXIT_STARVED, TrainOptions, resolve_config, train
 from tests.spell.scripted_engine import ScriptedEngine
@@ -50,17 +50,22 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def train_args(tiny_path, corpus, out, steps, *extra):
+def train_args(tiny_path, corpus, out, steps, *extra, progress=("--no-progress",)):
     sets = [a for s in TINY_SETTINGS + [f"run.steps={steps}"] for a in ("--set", s)]
     return spell_cmd("train", "--preset", "cpu-demo", "--model", str(tiny_path), "--corpus", str(corpus),
-                     "--out", str(out), "--no-progress", *sets, *extra)
+                     "--out", str(out), *progress, *sets, *extra)
 
 
 def test_two_steps_through_the_cli(tiny_path, corpus, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run(train_args(tiny_path, corpus, out, 2, "--attempt", "1"), cwd=ROOT, env=env(),
-                          capture_output=True, text=True, timeout=1200)
+    # stderr is a pipe here, as in a worker's log: progress comes as lines (every phase, with 0 s).
+    proc = subprocess.run(train_args(tiny_path, corpus, out, 2, "--attempt", "1", progress=("--log-every", "0")),
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("spell: step ")]
+    assert any(line.startswith("spell: step 1, questioner: ") for line in lines), proc.stderr[-3000:]
+    assert any(line.startswith("spell: step 2, questioner: ") and line.endswith("done") for line in lines)
+    assert "spell: step 2/2 done, r_res=" in proc.stderr  # a line a step, not a bar's redraws
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["steps"] == 2 and config["model"]["path"] == str(tiny_path)
     prov = json.loads((out / "provenance.json").read_text())
@@ -68,7 +73,7 @@ def test_two_steps_through_the_cli(tiny_path, corpus, tmp_path):
     assert prov["prompt_version"] and prov["packages"]["torch"]
     events = read_events(out / "events.jsonl")
     assert [e["seq"] for e in events] == list(range(len(events)))
-    assert all(e["v"] == 1 and e["attempt"] == 1 for e in events)
+    assert all(e["v"] == SCHEMA_VERSION and e["attempt"] == 1 for e in events)
     metrics = [e for e in events if e["type"] == "metrics"]
     assert [e["step"] for e in metrics] == [1, 2]
     assert {"reward", "questioner", "responder", "verifier", "time", "curriculum", "memory"} <= set(metrics[0]["payload"])
