@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from spell.events import EVENT_TYPES, METRIC_PREFIX, metric_values
+from spell.events import EVENT_TYPES, METRIC_PREFIX, TRANSIENT_TYPES, metric_values
 from spell.events import finite_number as _number
 from webapp.audits.services import enqueue_for_review
 from webapp.runs.live import group_name, publish_state
@@ -78,6 +78,16 @@ def triples(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [payload]
 
 
+def latest_progress(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """{phase: the latest progress of that phase, with its step, attempt and time}."""
+    out: dict[str, Any] = {}
+    for e in events:
+        phase = e["payload"].get("phase")
+        if isinstance(phase, str) and phase:
+            out[phase[:40]] = {**e["payload"], "step": e["step"], "attempt": e["attempt"], "time": e["time"]}
+    return out
+
+
 class EventRelay:
     def __init__(self, run_id: int, events_path: str | Path, *, attempt: int = 1,
                  live_samples_per_step: int | None = None, channel_layer: Any = None):
@@ -102,10 +112,14 @@ class EventRelay:
             lines, end = self._read()
             if end == self.offset:
                 return stored
-            events = [e for e in (self._parse(line) for line in lines) if e is not None]
-            if not self._store(events, end):
+            parsed = [e for e in (self._parse(line) for line in lines) if e is not None]
+            events = [e for e in parsed if e["type"] not in TRANSIENT_TYPES]
+            progress = latest_progress([e for e in parsed if e["type"] == "progress" and e["attempt"] == self.attempt])
+            if not self._store(events, end, progress):
                 continue
             self._send(events)
+            if progress:
+                _group_send(self.layer, self.run_id, {"type": "run.progress", "run": self.run_id, "progress": progress})
             stored += len(events)
 
     def _read(self) -> tuple[list[bytes], int]:
@@ -155,12 +169,12 @@ class EventRelay:
 
     # --- storing ----------------------------------------------------------------------------
 
-    def _store(self, events: list[dict[str, Any]], end_offset: int) -> bool:
+    def _store(self, events: list[dict[str, Any]], end_offset: int, progress: dict[str, Any] | None = None) -> bool:
         """Store one batch read from self.offset; False (nothing written) when the database is
         ahead of this relay: a commit whose answer was lost with the connection (the database
         restarting) did land, so the relay takes the stored offset and seq and reads again."""
         with transaction.atomic():
-            run = Run.objects.select_for_update().only("last_seq", "events_offset", "last_step").get(pk=self.run_id)
+            run = Run.objects.select_for_update().only("last_seq", "events_offset", "last_step", "progress", "attempt").get(pk=self.run_id)
             if run.last_seq != self.next_seq - 1:
                 log.warning("run %s: the database already holds events up to seq %s (this relay had %s); "
                             "reading again from the stored offset", self.run_id, run.last_seq, self.next_seq - 1)
@@ -185,8 +199,14 @@ class EventRelay:
             Sample.objects.bulk_create(samples, ignore_conflicts=True, batch_size=500)
             enqueue_for_review(samples)  # the share of judgments people will audit
             MetricPoint.objects.bulk_create(points, ignore_conflicts=True, batch_size=1000)
-            last_step = max([run.last_step] + [e["step"] for e in events if e["attempt"] == self.attempt])
-            Run.objects.filter(pk=self.run_id).update(last_seq=seq - 1, events_offset=end_offset, last_step=last_step)
+            # The last finished step: a step's metrics event ends it (logs and samples name the
+            # step in progress, so counting them would show a step as done before it is).
+            last_step = max([run.last_step] + [e["step"] for e in events if e["attempt"] == self.attempt and e["type"] == "metrics"])
+            fields: dict[str, Any] = {"last_seq": seq - 1, "events_offset": end_offset, "last_step": last_step}
+            if progress:
+                kept = {k: v for k, v in (run.progress or {}).items() if isinstance(v, dict) and v.get("attempt") == self.attempt}
+                fields["progress"] = {**kept, **progress}
+            Run.objects.filter(pk=self.run_id).update(**fields)
         self.offset = end_offset
         self.next_seq = seq
         return True

@@ -161,3 +161,51 @@ def test_it_reads_a_replaced_file_from_the_top(run):
 
     assert EventRelay(run.pk, run.path / "events.jsonl", attempt=2).poll() == 1
     assert RunEvent.objects.filter(run=run).count() == 3
+
+
+def progress(phase, done, total):
+    return {"phase": phase, "done": done, "total": total, "unit": "sequences", "tokens": done * 3,
+            "elapsed_s": 1.0, "eta_s": 1.0, "state": "done" if done == total else "running"}
+
+
+def test_progress_keeps_the_latest_per_phase_and_goes_live_without_a_seq(run):
+    channel = listen(run)
+    write(run, [("log", 1, {"message": "started"}), ("progress", 1, progress("questioner", 0, 4)),
+                ("progress", 1, progress("questioner", 4, 4)), ("progress", 1, progress("responder", 2, 16)),
+                ("sample", 1, sample(0))])
+    relay = EventRelay(run.pk, run.path / "events.jsonl", attempt=1)
+
+    assert relay.poll() == 2  # the log and the sample: progress is not a row
+
+    row = Run.objects.get(pk=run.pk)
+    assert list(RunEvent.objects.filter(run=run).values_list("seq", "type")) == [(0, "log"), (1, "sample")]
+    assert set(row.progress) == {"questioner", "responder"}
+    assert row.progress["questioner"]["done"] == 4 and row.progress["questioner"]["state"] == "done"
+    assert row.progress["responder"] == {**progress("responder", 2, 16), "step": 1, "attempt": 1,
+                                         "time": row.progress["responder"]["time"]}
+    # The step in progress is not a finished step: only a metrics event ends one.
+    assert row.last_step == 0
+    assert row.state_message()["progress"] == row.progress
+    messages = receive_all(channel)
+    sent = [m["progress"] for m in messages if m["type"] == "run.progress"]
+    assert len(sent) == 1 and sent[0]["responder"]["done"] == 2
+    assert all("progress" not in [e["type"] for e in m.get("events", [])] for m in messages)
+
+    # The next poll merges; the step's metrics finish it.
+    write(run, [("progress", 1, progress("responder", 16, 16)), ("metrics", 1, {"loss": 1.0})])
+    relay.poll()
+    row.refresh_from_db()
+    assert row.progress["responder"]["done"] == 16 and row.progress["questioner"]["done"] == 4
+    assert row.last_step == 1
+
+
+def test_a_new_attempt_drops_the_last_attempts_progress(run):
+    write(run, [("progress", 3, progress("responder", 2, 16))])
+    EventRelay(run.pk, run.path / "events.jsonl", attempt=1).poll()
+    Run.objects.filter(pk=run.pk).update(attempt=2)
+    write(run, [("progress", 3, progress("questioner", 1, 4))], attempt=2)
+    EventRelay(run.pk, run.path / "events.jsonl", attempt=2).poll()
+    row = Run.objects.get(pk=run.pk)
+    assert set(row.progress) == {"questioner"} and row.current_progress()["questioner"]["attempt"] == 2
+    Run.objects.filter(pk=run.pk).update(state=Run.State.CANCELLED)
+    assert Run.objects.get(pk=run.pk).current_progress() == {}  # an ended run shows no work in progress

@@ -69,5 +69,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def run_events(self, message):
         await self.send_json({"kind": "events", "events": message["events"]})
 
+    async def run_progress(self, message):
+        await self.send_json({"kind": "progress", "progress": message["progress"]})
+
     async def run_state(self, message):
         await self.send_json({"kind": "state", **{k: v for k, v in message.items() if k not in ("type", "run")}})

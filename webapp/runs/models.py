@@ -115,7 +115,14 @@ class Run(models.Model):
             "state": self.state, "attempt": self.attempt, "requested_action": self.requested_action,
             "error": self.error, "last_seq": self.last_seq, "last_step": self.last_step,
             "heartbeat_at": self.heartbeat_at.isoformat() if self.heartbeat_at else None,
+            "progress": self.current_progress(),
         }
+
+    def current_progress(self) -> dict:
+        """The current attempt's latest progress per phase while the run is active ({} otherwise)."""
+        if not self.is_active:
+            return {}
+        return {k: v for k, v in (self.progress or {}).items() if isinstance(v, dict) and v.get("attempt") == self.attempt}
 
     def queue_position(self) -> int | None:
         """1 for the next QUEUED run of its queue, None when not queued."""

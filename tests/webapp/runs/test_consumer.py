@@ -65,6 +65,15 @@ async def test_it_sends_the_state_then_relayed_events_and_states(run, owner):
     message = await comm.receive_json_from(timeout=5)
     assert message == {"kind": "events", "events": [
         {"seq": 0, "attempt": 1, "step": 1, "type": "metrics", "time": 1.0, "payload": {"loss": 0.5}, "superseded": False}]}
+
+    # Work inside the next step: the latest progress per phase, outside the seq stream.
+    with open(run.path / "events.jsonl", "a") as f:
+        f.write('{"v":2,"seq":1,"type":"progress","step":2,"attempt":1,"time":2.0,"payload":'
+                '{"phase":"responder","done":3,"total":8,"unit":"sequences","eta_s":5.0,"state":"running"}}\n')
+    await database_sync_to_async(relay.poll)()
+    message = await comm.receive_json_from(timeout=5)
+    assert message["kind"] == "progress" and message["progress"]["responder"]["done"] == 3
+    assert message["progress"]["responder"]["step"] == 2
     await comm.disconnect()
 
 
