@@ -155,6 +155,23 @@ def describe(payload: dict[str, Any], step: int | None = None) -> str:
     return ", ".join(parts)
 
 
+def summary(phases: dict[str, Any]) -> str:
+    """The run page's progress line from the latest progress per phase (each with its `step`, as
+    the relay keeps them): the most recent phase, e.g. `Step 4 in progress: responder 12/36
+    sequences, 1,234 tokens, ETA 40 s`. Empty when there is none."""
+    latest = [p for p in phases.values() if isinstance(p, dict) and p.get("phase")]
+    if not latest:
+        return ""
+    p = max(latest, key=lambda x: (x.get("time") or 0.0))
+    step = p.get("step")
+    if p["phase"] == "eval":
+        head = "Baseline evaluation (step 0)" if not step else f"Evaluation after step {step}"
+    else:
+        head = f"Step {step} in progress"
+    body = describe(p).replace(f"{p['phase']}: ", f"{p['phase']} ", 1)
+    return f"{head}: {body}"
+
+
 def format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:

@@ -21,6 +21,7 @@ from django.db import transaction
 
 from spell.events import EVENT_TYPES, METRIC_PREFIX, TRANSIENT_TYPES, metric_values
 from spell.events import finite_number as _number
+from spell.progress import summary
 from webapp.audits.services import enqueue_for_review
 from webapp.runs.live import group_name, publish_state
 from webapp.runs.live import group_send as _group_send
@@ -119,7 +120,8 @@ class EventRelay:
                 continue
             self._send(events)
             if progress:
-                _group_send(self.layer, self.run_id, {"type": "run.progress", "run": self.run_id, "progress": progress})
+                _group_send(self.layer, self.run_id, {"type": "run.progress", "run": self.run_id, "progress": progress,
+                                                      "line": summary(progress)})
             stored += len(events)
 
     def _read(self) -> tuple[list[bytes], int]:

@@ -108,3 +108,18 @@ def test_a_real_tiny_run_reports_every_phase_of_a_step_and_its_evaluation(tmp_pa
     evals = [e for e in progress if e["payload"]["phase"] == "eval"]
     assert evals[0]["step"] == 0 and evals[0]["payload"]["unit"] == "items"
     assert json.loads((out / "heartbeat.json").read_text())["pid"] > 0
+
+
+def test_the_run_page_line_names_the_step_in_progress_and_the_latest_phase():
+    from spell.progress import summary
+
+    phases = {
+        "questioner": {"phase": "questioner", "done": 4, "total": 4, "unit": "sequences", "state": "done", "step": 4, "time": 10.0},
+        "responder": {"phase": "responder", "done": 12, "total": 36, "unit": "sequences", "tokens": 1234, "eta_s": 40.0,
+                      "state": "running", "step": 4, "time": 12.0},
+    }
+    assert summary(phases) == "Step 4 in progress: responder 12/36 sequences, 1,234 tokens, ETA 40 s"
+    baseline = {"eval": {"phase": "eval", "done": 37, "total": 200, "unit": "items", "eta_s": 200.0, "state": "running",
+                         "step": 0, "time": 1.0}}
+    assert summary(baseline) == "Baseline evaluation (step 0): eval 37/200 items, ETA 3 min 20 s"
+    assert summary({}) == ""

@@ -116,7 +116,13 @@ class Run(models.Model):
             "error": self.error, "last_seq": self.last_seq, "last_step": self.last_step,
             "heartbeat_at": self.heartbeat_at.isoformat() if self.heartbeat_at else None,
             "progress": self.current_progress(),
+            "progress_line": self.progress_line(),
         }
+
+    def progress_line(self) -> str:
+        from spell.progress import summary
+
+        return summary(self.current_progress())
 
     def current_progress(self) -> dict:
         """The current attempt's latest progress per phase while the run is active ({} otherwise)."""

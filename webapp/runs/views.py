@@ -92,6 +92,8 @@ def run_detail(request, pk: int):
     context = {
         "run": run,
         "reward_note": services.reward_note(run.config),
+        "progress_line": run.progress_line(),
+        "total_steps": (run.config.get("run") or {}).get("steps"),
         "queue_position": run.queue_position(),
         "can_cancel": run.state in (Run.State.QUEUED, Run.State.RUNNING, Run.State.PAUSED, Run.State.LOST),
         "can_pause": run.state == Run.State.RUNNING and not run.requested_action,

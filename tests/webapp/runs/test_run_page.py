@@ -106,3 +106,19 @@ def test_it_says_which_tasks_the_verifier_judges_and_which_the_rule_alone(owner_
     assert _reward_note(owner_client, every) == "Responder reward: max(rule score, verifier majority) for doc_mc."
     off = make_run(team, corpus, model_entry, name="off", overrides={"selfplay.verifier_enabled": False, "tasks.mix": {"doc_mc": 1.0}})
     assert _reward_note(owner_client, off).startswith("Responder reward: the rule score alone for doc_mc (")
+
+
+def test_a_running_run_shows_its_progress_line_and_finished_steps(owner_client, run):
+    progress = {"responder": {"phase": "responder", "done": 12, "total": 36, "unit": "sequences", "eta_s": 40.0,
+                              "state": "running", "step": 2, "attempt": 1, "time": 5.0}}
+    Run.objects.filter(pk=run.pk).update(state=Run.State.RUNNING, attempt=1, last_step=1, progress=progress)
+
+    page = owner_client.get(f"/runs/{run.pk}/").content.decode()
+
+    line = re.search(r'<p class="progress-line" id="run-progress"[^>]*>([^<]*)</p>', page)
+    assert line and line.group(1) == "Step 2 in progress: responder 12/36 sequences, ETA 40 s"
+    assert re.search(r'<span id="run-step">1</span> of \d+ steps done', page)
+
+    Run.objects.filter(pk=run.pk).update(state=Run.State.CANCELLED)
+    page = owner_client.get(f"/runs/{run.pk}/").content.decode()
+    assert re.search(r'<p class="progress-line" id="run-progress"[^>]* hidden></p>', page)  # no work in progress

@@ -81,8 +81,16 @@
       const log = document.getElementById("run-log");
       log.textContent += "\n[" + event.type + "] step " + event.step + ": " + text(event.payload.message);
     }
-    document.getElementById("run-step").textContent = event.step;
+    // A step is done when its metrics arrive; other events name the step in progress.
+    if (event.type === "metrics") document.getElementById("run-step").textContent = event.step;
     listeners.forEach(function (fn) { try { fn(event); } catch (e) { console.error(e); } });
+  }
+
+  function applyProgress(line) {
+    const el = document.getElementById("run-progress");
+    if (!el) return;
+    el.textContent = line || "";
+    el.hidden = !line;
   }
 
   function applyState(message) {
@@ -91,6 +99,7 @@
     el.className = "status " + message.state.toLowerCase();
     document.getElementById("run-attempt").textContent = message.attempt;
     document.getElementById("run-action").textContent = message.requested_action ? "(" + message.requested_action + " requested)" : "";
+    if (message.progress_line !== undefined) applyProgress(message.progress_line);
     if (message.error) {
       const box = document.getElementById("run-error");
       box.hidden = false;
@@ -124,6 +133,8 @@
         if (data.more) backfill();
       } else if (data.kind === "state") {
         applyState(data);
+      } else if (data.kind === "progress" && state === "RUNNING") {
+        applyProgress(data.line);
       }
     };
     socket.onclose = function (e) {
