@@ -118,10 +118,12 @@ class EventRelay:
             progress = latest_progress([e for e in parsed if e["type"] == "progress" and e["attempt"] == self.attempt])
             if not self._store(events, end, progress):
                 continue
-            self._send(events)
-            if progress:
+            if progress:  # before the events: a step's last progress comes before its metrics
+                latest = max(progress.values(), key=lambda p: p.get("time") or 0.0)
                 _group_send(self.layer, self.run_id, {"type": "run.progress", "run": self.run_id, "progress": progress,
-                                                      "line": summary(progress)})
+                                                      "line": summary(progress), "step": latest["step"],
+                                                      "phase": latest["phase"]})
+            self._send(events)
             stored += len(events)
 
     def _read(self) -> tuple[list[bytes], int]:

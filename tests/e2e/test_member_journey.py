@@ -47,8 +47,34 @@ def run_state(page):
     return page.locator("#run-state").inner_text().strip()
 
 
+# Every text the run page's progress line shows, with the finished-step count beside it, kept in
+# sessionStorage so that it survives the page's own reloads (it reloads on a state change).
+RECORD_PROGRESS = """
+(() => {
+  const watch = () => {
+    const line = document.getElementById("run-progress");
+    if (!line) return;
+    const seen = JSON.parse(sessionStorage.getItem("progress-lines") || "[]");
+    const note = () => {
+      const text = line.hidden ? "" : line.textContent.trim();
+      const done = (document.getElementById("run-step") || {}).textContent;
+      if (text && (!seen.length || seen[seen.length - 1][0] !== text)) {
+        seen.push([text, done]);
+        sessionStorage.setItem("progress-lines", JSON.stringify(seen));
+      }
+    };
+    note();
+    new MutationObserver(note).observe(line, {childList: true, characterData: true, subtree: true, attributes: true});
+  };
+  document.addEventListener("DOMContentLoaded", watch);
+})();
+"""
+
+
 def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(live_stack, member, page, screenshots):
     server, _worker = live_stack
+    page.on("dialog", lambda dialog: dialog.accept())  # the page asks before it cancels
+    page.add_init_script(RECORD_PROGRESS)
     log_in(page, server.url, "mira", "a-long-pass-phrase")
 
     # Upload the sample corpus and wait for the ingest to finish.
@@ -75,6 +101,13 @@ def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(l
     page.wait_for_selector("#dash-charts .js-plotly-plot", timeout=240_000)
     page.wait_for_selector("#triples-table tbody tr td", timeout=240_000)
     assert run_state(page) == "Running"
+
+    # Inside the first step the progress line moved on (phase, n / total) before the step was done.
+    page.wait_for_function("document.getElementById('run-step').textContent.trim() !== '0'", timeout=240_000)
+    lines = page.evaluate("JSON.parse(sessionStorage.getItem('progress-lines') || '[]')")
+    first_step = [text for text, done in lines if done.strip() == "0" and text.startswith("Step 1 in progress: ")]
+    assert len(first_step) >= 2, lines
+    assert any(re.search(r": (questioner|responder|verifier) \d+/\d+ sequences", text) for text in first_step), lines
     page.screenshot(path=str(screenshots / "member-run-live.png"), full_page=True)
 
     # Pause: the process checkpoints and exits; resume continues from that checkpoint.

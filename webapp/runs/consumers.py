@@ -70,7 +70,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"kind": "events", "events": message["events"]})
 
     async def run_progress(self, message):
-        await self.send_json({"kind": "progress", "progress": message["progress"], "line": message.get("line", "")})
+        await self.send_json({"kind": "progress", **{k: v for k, v in message.items() if k not in ("type", "run")}})
 
     async def run_state(self, message):
         await self.send_json({"kind": "state", **{k: v for k, v in message.items() if k not in ("type", "run")}})

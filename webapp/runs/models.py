@@ -125,10 +125,15 @@ class Run(models.Model):
         return summary(self.current_progress())
 
     def current_progress(self) -> dict:
-        """The current attempt's latest progress per phase while the run is active ({} otherwise)."""
+        """The current attempt's latest progress per phase while the run is active ({} otherwise),
+        less the phases of steps already finished (an evaluation comes after its step's metrics)."""
         if not self.is_active:
             return {}
-        return {k: v for k, v in (self.progress or {}).items() if isinstance(v, dict) and v.get("attempt") == self.attempt}
+        return {
+            k: v for k, v in (self.progress or {}).items()
+            if isinstance(v, dict) and v.get("attempt") == self.attempt
+            and (k == "eval" or not isinstance(v.get("step"), int) or v["step"] > self.last_step)
+        }
 
     def queue_position(self) -> int | None:
         """1 for the next QUEUED run of its queue, None when not queued."""

@@ -21,6 +21,27 @@
 
   function text(value) { return value === null || value === undefined ? "—" : String(value); }
   function cut(value, n) { const s = text(value); return s.length > n ? s.slice(0, n) + "…" : s; }
+  // A metric value as the tables show it (webapp/runs/dashboard.format_number; dashboard.js fmt).
+  function fmt(v) {
+    if (typeof v !== "number" || !isFinite(v)) return v === null || v === undefined || typeof v === "number" ? "—" : String(v);
+    if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
+    if (Number.isInteger(v)) return String(v);
+    return String(Number(v.toPrecision(3)));
+  }
+
+  // The header's curriculum badge (#run-stage): from a `stage` event (stage, max_context, stages)
+  // or a metrics event's curriculum group, whichever came last.
+  function setStage(stage, maxContext, total) {
+    const badge = document.getElementById("run-stage");
+    if (!badge || typeof stage !== "number") return;
+    if (typeof total === "number") badge.dataset.total = total;
+    const shownTotal = Math.max(parseInt(badge.dataset.total, 10) || 0, stage + 1);
+    badge.dataset.stage = stage;
+    document.getElementById("run-stage-number").textContent = stage + 1;
+    document.getElementById("run-stage-total").textContent = shownTotal;
+    document.getElementById("run-stage-context").textContent = fmt(maxContext);
+    badge.hidden = false;
+  }
 
   function setMetric(name, step, value) {
     const body = document.querySelector("#metrics-table tbody");
@@ -37,7 +58,8 @@
     }
     row.children[0].textContent = name;
     row.children[1].textContent = step;
-    row.children[2].textContent = text(value);
+    row.children[2].textContent = fmt(value);
+    row.children[2].title = value === null || value === undefined ? "" : String(value);
   }
 
   function flatten(payload, prefix, out) {
@@ -57,7 +79,7 @@
       const row = document.createElement("tr");
       if (s.disagreement) row.className = "disagreement";
       [event.step, s.task, cut(s.question, 300), cut(s.reference || s.answer, 200), cut(s.response, 300),
-       s.verdict !== undefined ? s.verdict : s.majority, s.rule_score].forEach(function (v) {
+       s.verdict !== undefined ? s.verdict : s.majority, fmt(s.rule_score)].forEach(function (v) {
         const td = document.createElement("td");
         td.textContent = text(v);
         row.appendChild(td);
@@ -75,6 +97,9 @@
     if (prefix !== undefined) {
       const values = flatten(event.payload, prefix, {});
       for (const [name, value] of Object.entries(values)) setMetric(name, event.step, value);
+      if (event.type === "stage") setStage(event.payload.stage, event.payload.max_context,
+                                           Array.isArray(event.payload.stages) ? event.payload.stages.length : undefined);
+      else if (event.type === "metrics" && event.payload.curriculum) setStage(event.payload.curriculum.stage, event.payload.curriculum.max_context);
     } else if (event.type === "sample") {
       addSample(event);
     } else if (event.type === "log" || event.type === "error") {
@@ -82,11 +107,18 @@
       log.textContent += "\n[" + event.type + "] step " + event.step + ": " + text(event.payload.message);
     }
     // A step is done when its metrics arrive; other events name the step in progress.
-    if (event.type === "metrics") document.getElementById("run-step").textContent = event.step;
+    if (event.type === "metrics") {
+      document.getElementById("run-step").textContent = event.step;
+      if (progressPhase !== "eval" && progressStep !== null && progressStep <= event.step) applyProgress("");
+    }
     listeners.forEach(function (fn) { try { fn(event); } catch (e) { console.error(e); } });
   }
 
-  function applyProgress(line) {
+  let progressStep = null, progressPhase = null;  // what the progress line describes
+
+  function applyProgress(line, step, phase) {
+    progressStep = step === undefined ? null : step;
+    progressPhase = phase === undefined ? null : phase;
     const el = document.getElementById("run-progress");
     if (!el) return;
     el.textContent = line || "";
@@ -99,7 +131,10 @@
     el.className = "status " + message.state.toLowerCase();
     document.getElementById("run-attempt").textContent = message.attempt;
     document.getElementById("run-action").textContent = message.requested_action ? "(" + message.requested_action + " requested)" : "";
-    if (message.progress_line !== undefined) applyProgress(message.progress_line);
+    if (message.progress_line !== undefined) {
+      const latest = Object.values(message.progress || {}).sort(function (a, b) { return (a.time || 0) - (b.time || 0); }).pop();
+      applyProgress(message.progress_line, latest ? latest.step : undefined, latest ? latest.phase : undefined);
+    }
     if (message.error) {
       const box = document.getElementById("run-error");
       box.hidden = false;
@@ -134,7 +169,7 @@
       } else if (data.kind === "state") {
         applyState(data);
       } else if (data.kind === "progress" && state === "RUNNING") {
-        applyProgress(data.line);
+        applyProgress(data.line, data.step, data.phase);
       }
     };
     socket.onclose = function (e) {
