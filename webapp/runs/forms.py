@@ -3,12 +3,18 @@ section, over a preset; validated by RunConfig itself, with its messages on the 
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import json
+import textwrap
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from django import forms
 from django.conf import settings
 
+from spell import config as spell_config
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset
 from webapp.accounts.access import member_teams
 from webapp.corpora.models import Corpus, EvalSet
@@ -98,6 +104,84 @@ def _num(v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
+# --- bounds of the numeric knobs (min / max / step on the inputs) -------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def knob_bounds() -> dict[str, dict[str, float]]:
+    """{dotted knob: {"min": lo, "max": hi}} for the inputs' min / max attributes.
+
+    A knob's own `min` / `max` metadata wins (the issue on config bounds puts them in `knob()`);
+    until a knob has them, they are read from the declarative checks of `spell.config.validate`:
+    `at_least(name, lo)` -> min lo, `share(name)` -> [0, 1], `positive(name)` -> min 0 (1 for a
+    whole number). The browser does not enforce them (the form is `novalidate`): validate() stays
+    the one judge, with its messages in the error summary; the attributes guide typing and spinners.
+    """
+    out: dict[str, dict[str, float]] = {}
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(spell_config.validate)))
+    except (OSError, TypeError, SyntaxError):  # no source (a frozen build): metadata only
+        tree = None
+    nodes = list(ast.walk(tree)) if tree is not None else []
+    # `z = cfg.trainer.zero_stage` ... `if not (0 <= z <= 3)`: a range check of one knob
+    local = {node.targets[0].id: _dotted(node.value) for node in nodes
+             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+             and _dotted(node.value)}
+    for node in nodes:
+        if isinstance(node, ast.Compare) and len(node.ops) == 2 and all(isinstance(op, (ast.Lt, ast.LtE)) for op in node.ops):
+            middle = node.comparators[0]
+            name = local.get(middle.id) if isinstance(middle, ast.Name) else _dotted(middle)
+            try:
+                lo, hi = ast.literal_eval(node.left), ast.literal_eval(node.comparators[1])
+            except ValueError:
+                continue
+            if name and isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+                out.setdefault(name, {}).update({"min": lo, "max": hi})
+    for node in nodes:
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            continue
+        name, helper = node.args[0].value, node.func.id
+        if helper == "at_least" and len(node.args) >= 2:
+            try:
+                out.setdefault(name, {})["min"] = ast.literal_eval(node.args[1])
+            except ValueError:
+                continue
+        elif helper == "share":
+            out.setdefault(name, {}).update({"min": 0, "max": 1})
+        elif helper == "positive":
+            out.setdefault(name, {})["min"] = 0
+            out[name]["positive"] = True
+    defaults = RunConfig()
+    for section in dataclass_fields(RunConfig):
+        for f in dataclass_fields(getattr(defaults, section.name)):
+            for key in ("min", "max"):
+                if f.metadata.get(key) is not None:
+                    out.setdefault(f"{section.name}.{f.name}", {})[key] = f.metadata[key]
+    return out
+
+
+def _dotted(node) -> str | None:
+    """`cfg.section.key` as "section.key" (else None)."""
+    if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+            and isinstance(node.value.value, ast.Name) and node.value.value.id == "cfg"):
+        return f"{node.value.attr}.{node.attr}"
+    return None
+
+
+def _number_attrs(dotted: str, whole: bool) -> dict[str, str]:
+    bounds = knob_bounds().get(dotted, {})
+    attrs = {"step": "1" if whole else "any"}
+    lo = bounds.get("min")
+    if lo is not None and whole and bounds.get("positive") and lo < 1:
+        lo = 1
+    if lo is not None:
+        attrs["min"] = _num(int(lo) if whole else lo)
+    if bounds.get("max") is not None:
+        attrs["max"] = _num(int(bounds["max"]) if whole else bounds["max"])
+    return attrs
+
+
 def knob_field(info) -> forms.Field:
     common = {"label": info.key.replace("_", " "), "help_text": info.help}
     if info.choices:
@@ -105,11 +189,11 @@ def knob_field(info) -> forms.Field:
     if info.type == "bool":
         return forms.BooleanField(required=False, **common)
     if info.type == "int":
-        return forms.IntegerField(**common)
+        return forms.IntegerField(widget=forms.NumberInput(attrs=_number_attrs(info.name, True)), **common)
     if info.type == "int | None":
-        return forms.IntegerField(required=False, **common)
+        return forms.IntegerField(required=False, widget=forms.NumberInput(attrs=_number_attrs(info.name, True)), **common)
     if info.type == "float":
-        return forms.FloatField(widget=forms.NumberInput(attrs={"step": "any"}), **common)
+        return forms.FloatField(widget=forms.NumberInput(attrs=_number_attrs(info.name, False)), **common)
     if info.type == "str":
         return forms.CharField(required=False, strip=True, **common)
     return _TextKnob(info.type, required=False, **common)
@@ -121,11 +205,50 @@ def form_values(cfg: RunConfig) -> dict[str, Any]:
             if name not in services.MODEL_FIELDS and name not in services.SERVER_PATH_FIELDS}
 
 
+def _gpus_of(queue: str) -> int | None:
+    """GPUs a queue's name promises (queues are named for their hardware: gpu.8 -> 8)."""
+    tail = queue.rsplit(".", 1)[-1]
+    return int(tail) if queue.startswith("gpu") and tail.isdigit() else None
+
+
+def queue_for_preset(name: str) -> dict[str, Any]:
+    """The queue a preset should train on, and why: {"queue", "note"}.
+
+    A CPU preset takes `cpu`. A CUDA preset needs `trainer.num_gpus` GPUs: first a GPU queue that an
+    online worker with that many GPUs consumes, then one whose name promises them (gpu.8), then any
+    GPU queue. The note says what was found, so a person sees when no worker can take the run yet.
+    """
+    cfg = spell_preset(name)
+    choices = services.queue_choices()
+    if cfg.trainer.device != "cuda":
+        return {"queue": "cpu", "note": f"{name} trains on a CPU: the cpu queue."}
+    need = max(cfg.trainer.num_gpus, 1)
+    gpu_queues = [q for q in choices if q != "cpu"]
+    if not gpu_queues:
+        return {"queue": choices[0], "note": f"{name} needs {need} CUDA GPU(s), and no GPU queue is configured (RUN_GPU_QUEUES)."}
+    from webapp.fleet.models import Worker
+
+    served: dict[str, int] = {}  # queue -> most GPUs of an online worker consuming it
+    for worker in Worker.objects.filter(state=Worker.State.ONLINE).prefetch_related("gpus"):
+        for q in worker.queues or []:
+            served[q] = max(served.get(q, 0), len(worker.gpus.all()))
+    for q in gpu_queues:
+        if served.get(q, 0) >= need:
+            return {"queue": q, "note": f"{name} needs {need} CUDA GPU(s): {q} has an online worker with {served[q]}."}
+    promised = [q for q in gpu_queues if (_gpus_of(q) or 0) >= need]
+    queue = (promised or gpu_queues)[0]
+    fits = "" if promised else f" (no GPU queue promises {need} GPUs; check the fleet)"
+    return {"queue": queue, "note": f"{name} needs {need} CUDA GPU(s): {queue}{fits}; no online worker serves it yet."}
+
+
 def preset_values_json() -> str:
-    """What the preset selector fills in, per preset: {preset: {field: text value}}."""
+    """What the preset selector fills in, per preset: {preset: {field: text value}}, the queue
+    that fits the preset included (`queue`), and `_queue_note` saying why."""
     out = {}
     for name in services.PRESETS:
+        fit = queue_for_preset(name)
         out[name] = {k: to_text(v) for k, v in form_values(spell_preset(name)).items()}
+        out[name].update({"queue": fit["queue"], "_queue_note": fit["note"]})
     return json.dumps(out)
 
 
@@ -133,6 +256,9 @@ def preset_values_json() -> str:
 
 
 AUDIT_FIELDS = ("review_share", "double_share", "false_accept_alarm")
+# The fields a first run needs, shown open at the top; every other section starts collapsed.
+ESSENTIAL_FIELDS = ("name", "preset", "model_entry", "corpus", "queue")
+ESSENTIAL_KNOBS = ("run__steps", "selfplay__group_size")
 
 
 class RunForm(forms.Form):
@@ -177,19 +303,26 @@ class RunForm(forms.Form):
             EvalSet.objects.filter(team__in=member_teams(user), status=EvalSet.Status.READY).select_related("team").order_by("name")
         )
         self.fields["eval_sets"].label_from_instance = lambda s: f"{s.name} ({s.team}, {s.items} items)"
-        # A new run starts on the default model and the newest ready corpus; the person may change both.
+        # A new run starts on the default model and the corpus asked for (?corpus=ID, from a corpus
+        # page) or else the newest ready one; the queue fits the preset. The person may change all.
         if not self.is_bound:
             default_model = ModelEntry.objects.filter(name=settings.DEFAULT_MODEL_NAME).first() or ModelEntry.objects.order_by("name").first()
-            newest_corpus = self.fields["corpus"].queryset.order_by("-created_at").first()
+            ready = self.fields["corpus"].queryset
+            asked = self.initial.get("corpus")
+            chosen = (ready.filter(pk=asked).first() if str(asked or "").isdigit() else None) or ready.order_by("-created_at").first()
             if default_model is not None:
                 self.initial.setdefault("model_entry", default_model.pk)
-            if newest_corpus is not None:
-                self.initial.setdefault("corpus", newest_corpus.pk)
+            if chosen is None:
+                self.initial.pop("corpus", None)
+            else:
+                self.initial["corpus"] = chosen.pk
                 # the bundled held-out sets, when loaded, come with a first run on the sample corpus
                 from webapp.bootstrap import SAMPLE_EVAL_SETS
 
-                samples = self.fields["eval_sets"].queryset.filter(team=newest_corpus.team, name__in=SAMPLE_EVAL_SETS)
+                samples = self.fields["eval_sets"].queryset.filter(team=chosen.team, name__in=SAMPLE_EVAL_SETS)
                 self.initial.setdefault("eval_sets", list(samples.values_list("pk", flat=True)))
+            if self.initial.get("queue") not in services.queue_choices():
+                self.initial["queue"] = queue_for_preset(self.initial.get("preset") or "cpu-demo")["queue"]
         base = config or spell_preset(self.initial.get("preset") or "cpu-demo")
         self.knob_names: list[str] = []
         for name, info in describe_fields(base).items():
@@ -201,14 +334,44 @@ class RunForm(forms.Form):
             self.knob_names.append(fname)
         self.config: RunConfig | None = None
 
+    def essentials(self) -> list[dict[str, Any]]:
+        """The open part of the form: run, preset, model, corpus, queue, then steps and group size."""
+        rows = [{"field": self[name], "dotted": ""} for name in ESSENTIAL_FIELDS]
+        rows += [{"field": self[name], "dotted": dotted_name(name)} for name in ESSENTIAL_KNOBS if name in self.fields]
+        return rows
+
     def sections(self) -> list[dict[str, Any]]:
+        """The collapsed sections (the essentials' knobs left out); `open` when one of its fields has an error."""
         groups: dict[str, list] = {}
         for fname in self.knob_names:
+            if fname in ESSENTIAL_KNOBS:
+                continue
             groups.setdefault(fname.split("__", 1)[0], []).append({"field": self[fname], "dotted": dotted_name(fname)})
         return [
-            {"key": key, "title": SECTIONS.get(key, (key, ""))[0], "help": SECTIONS.get(key, ("", ""))[1], "fields": fields}
+            {"key": key, "title": SECTIONS.get(key, (key, ""))[0], "help": SECTIONS.get(key, ("", ""))[1], "fields": fields,
+             "open": any(item["field"].errors for item in fields)}
             for key, fields in groups.items()
         ]
+
+    def audit_fields(self) -> list:
+        return [self[name] for name in AUDIT_FIELDS]
+
+    def error_summary(self) -> list[dict[str, str]]:
+        """Every error of a bound form, in page order: {"label", "message", "target"}; `target` is the
+        id of the input to focus (a fieldset's for the evaluation sets: its first box; "" for a
+        form-wide error)."""
+        out = [{"label": "", "message": str(message), "target": ""} for message in self.non_field_errors()]
+        order = list(ESSENTIAL_FIELDS) + list(ESSENTIAL_KNOBS) + ["eval_sets", *AUDIT_FIELDS] + [
+            name for name in self.knob_names if name not in ESSENTIAL_KNOBS]
+        for name in order:
+            if name not in self.errors or name not in self.fields:
+                continue
+            bound = self[name]
+            target = "section-eval-sets" if name == "eval_sets" else bound.auto_id
+            label = dotted_name(name) if name in self.knob_names else str(bound.label)
+            for message in bound.errors:
+                out.append({"label": label, "message": str(message), "target": target})
+        return out
 
     def audit_settings(self) -> dict[str, float]:
         """The review settings given; an empty field takes its default (webapp.audits.sampling)."""

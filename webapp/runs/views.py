@@ -61,6 +61,8 @@ def run_new(request):
         initial, config = {"preset": request.GET.get("preset", "cpu-demo")}, None
         if initial["preset"] not in services.PRESETS:
             initial["preset"] = "cpu-demo"
+        if request.GET.get("corpus", "").isdigit():  # "Start a run" on a corpus page
+            initial["corpus"] = int(request.GET["corpus"])
         if request.GET.get("clone", "").isdigit():
             source = get_run(request, int(request.GET["clone"]))
             clone = services.clone_initial(source)
