@@ -111,8 +111,8 @@ class UpdateBatch:
 
     @property
     def empty(self) -> bool:
-        """No responder group varied: skip the update (metrics and samples still go out)."""
-        return not self.responder
+        """Nothing to train: skip the update (metrics and samples still go out)."""
+        return not (self.responder or self.questioner or self.verifier)
 
 
 def verifier_quota(
@@ -168,6 +168,8 @@ def build_update_batch(
     verifier_samples: int = 8,
     train_questioner: bool = True,
     train_verifier: bool = True,
+    without_varied_groups: bool = False,
+    zero_variance: Sequence[ResponderGroup] = (),
 ) -> UpdateBatch:
     """The role-balanced update batch.
 
@@ -176,20 +178,32 @@ def build_update_batch(
     - verifier: `verifier_quota` eligible groups drawn at random; none when none is eligible.
     All questioner samples are left out when `train_questioner` is off (ablation), all verifier
     samples when `train_verifier` is off (an external judge's samples are not the policy's).
+
+    With no kept group the release trains nothing. `without_varied_groups` (a small-model switch:
+    a 135M responder rarely gets a group with varied rewards) then still trains the other two
+    roles: the questioner on every scored record (format errors, ungrounded, ill-formed and
+    zero-variance questions: their rewards differ, so the per-task z-scores teach the form) and
+    the verifier on its quota of eligible groups, counted over the `zero_variance` groups' rollouts.
     """
     responder = list(kept)
     good = [g.question for g in responder]
     questioner: list[QuestionRecord] = []
     n_bad = 0
+    fallback = without_varied_groups and not responder
     if train_questioner and good:
         bad = sample_bad_questions(good, questions, rng, bad_ratio)
         questioner = good + bad
         n_bad = len(bad)
+    elif train_questioner and fallback:
+        scored = [q for q in questions if q.status in (VALID, *BAD_STATES)]
+        if has_variance([q.reward for q in scored]):
+            questioner = scored
+            n_bad = sum(1 for q in scored if q.status in BAD_STATES)
 
     eligible = [v for v in verifier_groups if v.eligible]
     verifier: list[VerifierGroup] = []
-    if train_verifier and responder:
-        rollouts = sum(len(g.rewards) for g in responder)
+    if train_verifier and (responder or fallback):
+        rollouts = sum(len(g.rewards) for g in (responder or zero_variance))
         k = verifier_quota(len(eligible), rollouts, rule=verifier_rule, share=verifier_share, samples=verifier_samples)
         verifier = rng.sample(eligible, k)
 
@@ -199,9 +213,10 @@ def build_update_batch(
         verifier=verifier,
         counts={
             "responder_groups": len(responder),
-            "questioner_good": len(good) if train_questioner else 0,
+            "questioner_good": (len(good) if good else len(questioner) - n_bad) if train_questioner else 0,
             "questioner_bad": n_bad,
             "verifier_eligible": len(eligible),
             "verifier_groups": len(verifier),
+            "without_varied_groups": int(fallback and bool(questioner or verifier)),
         },
     )

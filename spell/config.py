@@ -24,6 +24,8 @@ from typing import Any, Iterable, Mapping
 
 TASKS: tuple[str, ...] = ("doc_general_qa", "doc_mc", "docmath_qa")
 PRESETS: tuple[str, ...] = ("paper-7b", "cpu-demo")
+# Experiment trackers `run.report_to` may name (spell/trackers.py), as transformers / TRL have them.
+REPORT_TO: tuple[str, ...] = ("tensorboard", "wandb", "mlflow")
 
 
 class ConfigError(ValueError):
@@ -155,6 +157,12 @@ class SelfPlayConfig:
     )
     train_questioner: bool = knob(
         True, "Update the questioner role (off: paper ablation 'no questioner update')."
+    )
+    train_without_varied_groups: bool = knob(
+        False,
+        "When no responder group has varied rewards (the release then skips the update), still "
+        "train the questioner on the step's scored records and the verifier on its eligible "
+        "groups: for a small model that rarely gets a varied group (paper: off).",
     )
     mode: str = knob(
         "spell",
@@ -397,6 +405,12 @@ class RunOptions:
         "finish in time, keeping room for the final evaluation and checkpoint.",
     )
     seed: int = knob(1234, "Seed of every random choice of the run.")
+    report_to: list[str] = knob(
+        [],
+        "Experiment trackers that also get the run's metrics, under the dashboard's names (empty = none): "
+        "tensorboard (OUT/tensorboard), wandb (offline in OUT/wandb unless WANDB_MODE and an API key are "
+        "set), mlflow (OUT/mlruns unless MLFLOW_TRACKING_URI is set). Each needs its pip package.",
+    )
 
 
 @dataclass
@@ -504,6 +518,9 @@ def preset(name: str) -> RunConfig:
                 # A record that is not a question about its documents (a fragment, schema text, an
                 # answer found nowhere in them) is a format error, not a hard question to reward.
                 "selfplay.question_quality_filter": True,
+                # A 135M responder's four answers mostly score alike: without this, a step whose
+                # groups all agree trains nothing at all (0 optimizer steps in 5 were seen).
+                "selfplay.train_without_varied_groups": True,
                 # The context is the prompt limit (no length stages): the documents are short.
                 "length_curriculum.enabled": False,
                 "sampling.max_response_tokens": 160,
@@ -823,6 +840,9 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
     at_least("checkpoint.keep_last", 1)
     at_least("run.steps", 1)  # a 0-step run would "succeed" without training
     at_least("run.time_budget_minutes", 0)
+    for name in cfg.run.report_to:
+        if name not in REPORT_TO:
+            bad("run.report_to", f"unknown tracker {name!r} (choices: {', '.join(REPORT_TO)})")
     return errs
 
 

@@ -145,6 +145,7 @@ class SelfPlay:
             bad_ratio=sp.bad_questioner_ratio, verifier_share=sp.verifier_share, verifier_rule=sp.verifier_batch,
             verifier_samples=sp.verifier_samples, train_questioner=sp.train_questioner,
             train_verifier=self.runner.judge is None,
+            without_varied_groups=sp.train_without_varied_groups, zero_variance=sampler.zero_variance,
         )
 
         times = {"generation": sum(gen_seconds.values()), "logprob": 0.0, "update": 0.0, "weight_sync": 0.0}
@@ -314,6 +315,9 @@ class SelfPlay:
                 "questioner_good": update.counts.get("questioner_good", 0),
                 "questioner_bad": update.counts.get("questioner_bad", 0),
                 "verifier_groups": update.counts.get("verifier_groups", 0),
+                # 1: no responder group varied and the questioner / verifier trained anyway
+                # (selfplay.train_without_varied_groups)
+                "without_varied_groups": update.counts.get("without_varied_groups", 0),
                 "sequences": role_counts,
                 "updated": 1 if train else 0,
             },

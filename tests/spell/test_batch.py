@@ -84,6 +84,7 @@ def test_update_batch_balances_roles():
         "questioner_bad": 3,
         "verifier_eligible": 16,
         "verifier_groups": 2,
+        "without_varied_groups": 0,
     }
 
 
@@ -153,6 +154,37 @@ def test_bad_questions_pass_a_shortfall_on_to_the_next_task():
 def test_no_varied_group_means_an_empty_update():
     batch = build_update_batch([], [q("doc_mc", FORMAT_ERROR)], [vgroup(True)], random.Random(0))
     assert batch.empty and batch.questioner == [] and batch.verifier == []
+
+
+def scored(task, status, reward, name=""):
+    record = q(task, status, name)
+    record.reward = reward
+    return record
+
+
+def test_without_varied_groups_the_small_model_switch_still_trains_questioner_and_verifier():
+    questions = [scored("doc_mc", FORMAT_ERROR, -1.0, "f"), scored("doc_mc", UNGROUNDED, -0.5, "u"),
+                 scored("doc_mc", ZERO_VARIANCE, 0.0, "z"), scored("doc_mc", "dropped", 0.0, "d")]
+    zero = [group("doc_mc", [1, 1, 1, 1], "z")]
+    batch = build_update_batch([], questions, [vgroup(True, "v1"), vgroup(False, "v2")], random.Random(0),
+                               verifier_rule="share", verifier_share=1.0, without_varied_groups=True, zero_variance=zero)
+    assert not batch.empty
+    assert [r.question for r in batch.questioner] == ["f", "u", "z"]  # every scored record; dropped ones never
+    assert [v.question.question for v in batch.verifier] == ["v1"]  # eligible groups only
+    assert batch.counts["without_varied_groups"] == 1 and batch.counts["questioner_bad"] == 3
+    # The fixed (release) quota counts the zero-variance groups' rollouts: int(4 x 0.125 / 8) = 0 here.
+    fixed = build_update_batch([], questions, [vgroup(True)], random.Random(0), without_varied_groups=True, zero_variance=zero)
+    assert fixed.verifier == []
+
+
+def test_without_varied_groups_records_that_all_scored_the_same_teach_nothing():
+    same = [scored("doc_mc", FORMAT_ERROR, -1.0, f"f{i}") for i in range(3)]
+    batch = build_update_batch([], same, [], random.Random(0), without_varied_groups=True)
+    assert batch.empty and batch.counts["without_varied_groups"] == 0
+    # With a kept group the switch changes nothing: the release's batch.
+    kept = [group("doc_mc", [0, 1], "m")]
+    assert build_update_batch(kept, same, [], random.Random(0), without_varied_groups=True).counts == \
+        build_update_batch(kept, same, [], random.Random(0)).counts
 
 
 def test_bad_ratio_and_questioner_switch():

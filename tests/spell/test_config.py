@@ -29,7 +29,7 @@ PAPER_7B = {
                  "max_generation_batches": 10, "verifier_share": 0.125, "verifier_batch": "fixed",
                  "bad_questioner_ratio": 1.0, "qa_answer_max_tokens": 40, "grounding_threshold": 0.1,
                  "grounding_enabled": True, "verifier_enabled": True, "verifier_model": "",
-                 "train_questioner": True, "mode": "spell", "rlvr_set": "",
+                 "train_questioner": True, "mode": "spell", "rlvr_set": "", "train_without_varied_groups": False,
                  "verifier_tasks": ["doc_general_qa", "doc_mc", "docmath_qa"], "question_quality_filter": False},
     "rewards": {"questioner_mode": "gaussian", "sigma": 1 / 6, "verifier_eligibility": "maj_cons",
                 "majority": "paper", "agreement_min": 0.51, "agreement_max": 0.99,
@@ -51,7 +51,7 @@ PAPER_7B = {
     "eval": {"every_steps": 10, "sets": [], "samples": 8, "max_input_tokens": 16384, "at_start": True,
              "judge": False, "judge_model_path": ""},
     "checkpoint": {"every_steps": 10, "keep_last": 2, "keep_best": True},
-    "run": {"steps": 70, "time_budget_minutes": 0.0, "seed": 1234},
+    "run": {"steps": 70, "time_budget_minutes": 0.0, "seed": 1234, "report_to": []},
 }
 
 CPU_DEMO = {
@@ -62,7 +62,7 @@ CPU_DEMO = {
                  "max_generation_batches": 1, "verifier_share": 0.5, "verifier_batch": "share",
                  "bad_questioner_ratio": 1.0, "qa_answer_max_tokens": 40, "grounding_threshold": 0.1,
                  "grounding_enabled": True, "verifier_enabled": True, "verifier_model": "",
-                 "train_questioner": True, "mode": "spell", "rlvr_set": "",
+                 "train_questioner": True, "mode": "spell", "rlvr_set": "", "train_without_varied_groups": True,
                  "verifier_tasks": ["doc_general_qa"], "question_quality_filter": True},
     "rewards": {"questioner_mode": "gaussian", "sigma": 1 / 6, "verifier_eligibility": "maj_cons",
                 "majority": "paper", "agreement_min": 0.51, "agreement_max": 0.99,
@@ -84,7 +84,7 @@ CPU_DEMO = {
     "eval": {"every_steps": 5, "sets": [], "samples": 2, "max_input_tokens": 2048, "at_start": True,
              "judge": False, "judge_model_path": ""},
     "checkpoint": {"every_steps": 5, "keep_last": 2, "keep_best": True},
-    "run": {"steps": 20, "time_budget_minutes": 0.0, "seed": 1234},
+    "run": {"steps": 20, "time_budget_minutes": 0.0, "seed": 1234, "report_to": []},
 }
 
 
