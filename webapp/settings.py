@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "webapp.pages.StyledNotFoundMiddleware",  # the project's 404 page in DEBUG too (not the URL list)
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -87,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webapp.pages.navigation",  # nav.section (aria-current) and nav.can_run (role-aware links)
             ],
         },
     },

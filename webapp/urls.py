@@ -17,3 +17,8 @@ urlpatterns = [
     path("fleet/", include("webapp.fleet.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# The project's own pages for errors, with the navigation (DEBUG-off; webapp.pages does the 404 in DEBUG).
+handler404 = "webapp.views.page_not_found"
+handler403 = "webapp.views.permission_denied"
+handler500 = "webapp.views.server_error"
