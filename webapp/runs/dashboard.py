@@ -8,6 +8,7 @@ never reported is simply left out, so older or partial runs still draw what they
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Iterable, Sequence
 
@@ -16,40 +17,48 @@ MIN_MAX_POINTS = 10
 MAX_MAX_POINTS = 20000
 MAX_COMPARE_RUNS = 6
 
-# key, title, y-axis title, metric names or one-segment patterns (in trace order)
+# key, title, y-axis title, metric names or one-segment patterns (in trace order). `y_kind` /
+# `y2_kind` say what an axis holds, so the page gives it a range that reads well even with one point
+# or a constant series (dashboard.js, KINDS): "share" 0..1, "reward" -1..1, "count" whole numbers
+# from 0, "stage" the curriculum stage index, "amount" a non-negative quantity (tokens, seconds),
+# "free" anything (a loss or a KL estimate can be negative). `stacked`: per-step parts of a whole,
+# drawn as stacked bars (a stacked area of one step has no width: nothing would show).
+AXIS_KINDS = ("share", "reward", "count", "stage", "amount", "free")
 CHARTS: tuple[dict[str, Any], ...] = (
-    {"key": "reward", "title": "Reward per role", "y": "mean reward",
+    {"key": "reward", "title": "Reward per role", "y": "mean reward", "y_kind": "reward",
      "metrics": ["reward.questioner", "reward.responder", "reward.verifier", "reward.rule"]},
-    {"key": "pass_rate", "title": "Pass rates", "y": "share",
-     "metrics": ["pass_rate.responder", "pass_rate.rule", "pass_rate.grounding", "questioner.parse_rate",
+    {"key": "pass_rate", "title": "Pass rates", "y": "share", "y_kind": "share",
+     "metrics": ["pass_rate.responder", "pass_rate.rule", "pass_rate.grounding", "curriculum.rolling_accuracy",
                  "task.*.pass_rate"]},
     {"key": "question_quality", "title": "Question quality: records that are real questions about their documents",
-     "y": "share", "metrics": ["questioner.question_quality", "questioner.parse_rate"]},
-    {"key": "questioner", "title": "Questioner reward distribution", "y": "questions per step",
+     "y": "share", "y_kind": "share", "metrics": ["questioner.question_quality", "questioner.parse_rate"]},
+    {"key": "questioner", "title": "Questioner reward distribution", "y": "questions per step", "y_kind": "count",
      "metrics": ["questioner.valid", "questioner.format_error", "questioner.ungrounded", "questioner.zero_variance",
-                 "questioner.all_solved", "questioner.none_solved", "questioner.dropped", "questioner.skipped_context"],
-     "stacked": True},
-    {"key": "verifier", "title": "Verifier: YES rate and agreement with the rule score", "y": "share",
+                 "questioner.all_solved", "questioner.none_solved", "questioner.dropped", "questioner.skipped_context"]},
+    # not stacked: the counts overlap (all_solved + none_solved = zero_variance, skipped_context is
+    # part of dropped), so a stack would count a question twice
+    {"key": "verifier", "title": "Verifier: YES rate and agreement with the rule score", "y": "share", "y_kind": "share",
      "metrics": ["verifier.yes_rate", "verifier.agreement_with_rule", "verifier.true_positive_rate",
                  "verifier.true_negative_rate", "verifier.format_error_rate"]},
-    {"key": "curriculum", "title": "Curriculum stage", "y": "stage",
-     "metrics": ["curriculum.stage", "curriculum.rolling_accuracy"],
-     "y2": ["curriculum.max_context"], "y2_title": "max context (tokens)"},
-    {"key": "context", "title": "Context tokens and memory depth", "y": "tokens",
+    {"key": "curriculum", "title": "Curriculum stage", "y": "stage (0 = first)", "y_kind": "stage",
+     "metrics": ["curriculum.stage"],
+     "y2": ["curriculum.max_context"], "y2_title": "max context (tokens)", "y2_kind": "amount"},
+    {"key": "context", "title": "Context tokens and memory depth", "y": "tokens", "y_kind": "amount",
      "metrics": ["context_tokens.mean", "context_tokens.max"],
-     "y2": ["memory.depth_mean", "memory.depth_max"], "y2_title": "memory depth"},
-    {"key": "keep_ratio", "title": "Dynamic sampling: keep ratio", "y": "share of varied groups",
+     "y2": ["memory.depth_mean", "memory.depth_max"], "y2_title": "memory depth", "y2_kind": "amount"},
+    {"key": "keep_ratio", "title": "Dynamic sampling: keep ratio", "y": "share", "y_kind": "share",
      "metrics": ["responder.keep_ratio", "responder.truncated_rate", "responder.no_answer_rate"],
-     "y2": ["batch.generation_batches"], "y2_title": "generation batches"},
-    {"key": "loss", "title": "Loss and KL", "y": "loss",
-     "metrics": ["train.loss", "train.pg_loss"], "y2": ["train.kl"], "y2_title": "KL"},
-    {"key": "entropy", "title": "Entropy, grad norm, clip fraction", "y": "entropy",
-     "metrics": ["train.entropy", "train.clip_fraction"], "y2": ["train.grad_norm"], "y2_title": "grad norm"},
-    {"key": "throughput", "title": "Tokens per second", "y": "tokens/s",
+     "y2": ["batch.generation_batches"], "y2_title": "generation batches", "y2_kind": "count"},
+    {"key": "loss", "title": "Loss and KL", "y": "loss", "y_kind": "free",
+     "metrics": ["train.loss", "train.pg_loss"], "y2": ["train.kl"], "y2_title": "KL", "y2_kind": "free"},
+    {"key": "entropy", "title": "Entropy, grad norm, clip fraction", "y": "entropy", "y_kind": "amount",
+     "metrics": ["train.entropy", "train.clip_fraction"], "y2": ["train.grad_norm"], "y2_title": "grad norm",
+     "y2_kind": "amount"},
+    {"key": "throughput", "title": "Tokens per second", "y": "tokens/s", "y_kind": "amount",
      "metrics": ["throughput.generation_tokens_per_s", "throughput.trained_tokens_per_s"]},
-    {"key": "time", "title": "Step time split", "y": "seconds", "stacked": True,
+    {"key": "time", "title": "Step time split", "y": "seconds", "y_kind": "amount", "stacked": True,
      "metrics": ["time.generation", "time.logprob", "time.update", "time.weight_sync", "time.outside_model"]},
-    {"key": "eval", "title": "Evaluation (mean@k and pass@k per set)", "y": "score", "markers": True,
+    {"key": "eval", "title": "Evaluation (mean@k and pass@k per set)", "y": "score", "y_kind": "share",
      "metrics": ["eval.sets.*.mean@k", "eval.sets.*.pass@k", "eval.mean"]},
 )
 
@@ -82,7 +91,8 @@ def chart_groups(available: Iterable[str]) -> list[dict[str, Any]]:
         y2 = resolve(chart.get("y2", []), available)
         groups.append({
             "key": chart["key"], "title": chart["title"], "y": chart["y"], "y2_title": chart.get("y2_title", ""),
-            "stacked": bool(chart.get("stacked")), "markers": bool(chart.get("markers")),
+            "y_kind": chart.get("y_kind", "free"), "y2_kind": chart.get("y2_kind", "free"),
+            "stacked": bool(chart.get("stacked")),
             "patterns": list(chart["metrics"]), "y2_patterns": list(chart.get("y2", [])),
             "traces": [{"name": n, "axis": "y"} for n in y1] + [{"name": n, "axis": "y2"} for n in y2],
         })
@@ -187,7 +197,8 @@ def overlay(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 traces.append({"run": r["id"], "label": f"{r['label']} · {t['name']}", "metric": t["name"],
                                "axis": t["axis"], "color": color, "steps": s["steps"], "values": s["values"]})
         if traces:
-            charts.append({**{k: group[k] for k in ("key", "title", "y", "y2_title", "markers")}, "traces": traces})
+            charts.append({**{k: group[k] for k in ("key", "title", "y", "y2_title", "y_kind", "y2_kind", "stacked")},
+                           "traces": traces})
     return charts
 
 
@@ -202,3 +213,55 @@ def config_table(columns: Sequence[dict[str, Any]], order: Sequence[str] = ()) -
         if any(v != values[0] for v in values[1:]):
             rows.append({"field": field, "values": values})
     return rows
+
+
+# --- numbers people read, and the curriculum stage -----------------------------------------------
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """A metric value as a table shows it: 3 significant digits (0.32465246735834974 -> 0.325,
+    347.57 -> 348), whole numbers as they are, 1,000 and above as a grouped integer (16,384), "—"
+    for None, NaN and infinities. Anything that is not a number comes back as its text.
+    dashboard.js / run.js (`fmt`) format hover values and live rows the same way."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if not math.isfinite(value):
+        return "—"
+    if abs(value) >= 1000:
+        return f"{round(value):,}"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.{digits}g}"
+
+
+def stage_badge(latest: Iterable[dict[str, Any]], config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The header's curriculum badge from the newest values (`services.latest_metrics` rows):
+    the `stage` event's `stage.*` (at the start of every attempt and at each promotion) or the
+    metrics event's `curriculum.*`, whichever is newer (a promotion's `stage` event follows its
+    step's metrics: on a tie `stage.*` wins). None before either was reported (an RLVR run has
+    neither). `number` is 1-based (the event's stage is an index); `total` is the length of the
+    run's `length_curriculum.stages`; `enabled` false: the curriculum is off and the run trains at
+    its full context (`max_context`) from the start."""
+    values: dict[str, tuple[int, int, Any]] = {}
+    for row in latest:
+        values[row["name"]] = (row["step"], 0 if row["name"].startswith("curriculum.") else 1, row["value"])
+    best = None
+    for prefix in ("stage.", "curriculum."):
+        stage = values.get(prefix + "stage")
+        if stage is None or stage[2] is None:
+            continue
+        if best is None or stage[:2] > best[0][:2]:
+            best = (stage, values.get(prefix + "max_context"))
+    if best is None:
+        return None
+    stage, context = best
+    curriculum = (config or {}).get("length_curriculum") or {}
+    stages = curriculum.get("stages") if isinstance(curriculum.get("stages"), list) else []
+    number = int(stage[2]) + 1
+    return {
+        "stage": int(stage[2]), "number": number, "total": max(len(stages), number),
+        "max_context": None if context is None or context[2] is None else int(context[2]),
+        "enabled": bool(curriculum.get("enabled", True)), "step": stage[0],
+    }

@@ -124,3 +124,70 @@ def test_it_parses_ids_and_names():
             dashboard.parse_ids(bad)
     with pytest.raises(ValueError):
         dashboard.parse_names("reward.responder,<script>")
+
+
+# --- chart definitions, numbers, the stage badge -------------------------------------------------
+
+
+def test_every_chart_says_what_its_axes_hold_and_no_name_is_charted_twice():
+    seen: dict[str, str] = {}
+    for chart in dashboard.CHARTS:
+        assert chart.get("y_kind", "free") in dashboard.AXIS_KINDS and chart.get("y2_kind", "free") in dashboard.AXIS_KINDS
+        assert "y2_title" in chart if chart.get("y2") else True
+        for name in chart["metrics"] + chart.get("y2", []):
+            assert name not in seen, f"{name} on {seen.get(name)} and {chart['key']}"
+            seen[name] = chart["key"]
+    kinds = {c["key"]: (c["y_kind"], c.get("y2_kind")) for c in dashboard.CHARTS}
+    assert kinds["curriculum"] == ("stage", "amount")  # whole-number stage ticks; max context from 0
+    assert kinds["pass_rate"][0] == kinds["verifier"][0] == kinds["eval"][0] == "share"
+    assert kinds["reward"][0] == "reward"
+    # Stacked: parts of one whole only (the questioner counts overlap, so they are lines).
+    assert [c["key"] for c in dashboard.CHARTS if c.get("stacked")] == ["time"]
+
+
+def test_the_chart_groups_carry_the_axis_kinds():
+    groups = {g["key"]: g for g in dashboard.chart_groups(["curriculum.stage", "curriculum.max_context"])}
+
+    assert groups["curriculum"]["y_kind"] == "stage" and groups["curriculum"]["y2_kind"] == "amount"
+    assert groups["curriculum"]["traces"] == [{"name": "curriculum.stage", "axis": "y"},
+                                              {"name": "curriculum.max_context", "axis": "y2"}]
+    assert groups["time"]["stacked"] and groups["loss"]["y_kind"] == "free"
+
+
+@pytest.mark.parametrize("value,text", [
+    (0.32465246735834974, "0.325"), (347.57203244511265, "348"), (34.77, "34.8"), (1.6975, "1.7"),
+    (0.0177, "0.0177"), (-0.5, "-0.5"), (2.0, "2"), (0, "0"), (16384.0, "16,384"), (1536, "1,536"),
+    (838.4, "838"), (None, "—"), (float("nan"), "—"), (float("inf"), "—"), ("YES", "YES"), (True, "True"),
+])
+def test_it_rounds_numbers_for_people(value, text):
+    assert dashboard.format_number(value) == text
+
+
+def rows(**values):
+    return [{"name": n.replace("__", "."), "step": s, "value": v} for n, (s, v) in values.items()]
+
+
+def test_the_stage_badge_reads_the_newest_stage_or_curriculum_values():
+    config = {"length_curriculum": {"enabled": True, "stages": [1024, 2048, 4096]}}
+
+    assert dashboard.stage_badge([], config) is None
+    start = dashboard.stage_badge(rows(stage__stage=(0, 0), stage__max_context=(0, 1024)), config)
+    assert start == {"stage": 0, "number": 1, "total": 3, "max_context": 1024, "enabled": True, "step": 0}
+    later = rows(stage__stage=(0, 0), stage__max_context=(0, 1024), curriculum__stage=(3, 0),
+                 curriculum__max_context=(3, 1024))
+    assert dashboard.stage_badge(later, config)["step"] == 3
+    # A promotion at step 5: the stage event follows that step's metrics and wins the tie.
+    promoted = rows(curriculum__stage=(5, 0), curriculum__max_context=(5, 1024), stage__stage=(5, 1),
+                    stage__max_context=(5, 2048))
+    assert {k: dashboard.stage_badge(promoted, config)[k] for k in ("number", "max_context")} == {"number": 2, "max_context": 2048}
+
+
+def test_the_stage_badge_says_when_the_curriculum_is_off():
+    off = {"length_curriculum": {"enabled": False, "stages": [4096, 8192, 16384]}}
+
+    badge = dashboard.stage_badge(rows(curriculum__stage=(1, 2), curriculum__max_context=(1, 2048)), off)
+
+    assert badge == {"stage": 2, "number": 3, "total": 3, "max_context": 2048, "enabled": False, "step": 1}
+    # No stages in the config (an older run): the total is at least the stage shown.
+    assert dashboard.stage_badge(rows(curriculum__stage=(1, 4)), {})["total"] == 5
+    assert dashboard.stage_badge(rows(curriculum__stage=(1, None)), off) is None

@@ -39,23 +39,135 @@
       return part === "*" ? "[^.]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     }).join("\\.") + "$");
   }
+  // A number as people read it (webapp/runs/dashboard.format_number is the server's twin):
+  // 3 significant digits, whole numbers as they are, 1,000 and above as a grouped integer.
+  function fmt(v) {
+    if (typeof v !== "number" || !isFinite(v)) return "—";
+    if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
+    if (Number.isInteger(v)) return String(v);
+    return String(Number(v.toPrecision(3)));
+  }
+  // What an axis holds (dashboard.py AXIS_KINDS): a fixed range for shares and rewards, from 0 for
+  // counts and amounts, whole-number ticks for counts and the stage. A constant series or one
+  // point gets a range around its value instead of Plotly's value ± 1.
+  const KINDS = {
+    share: { fixed: [0, 1] }, reward: { fixed: [-1, 1] }, count: { zero: true, integer: true },
+    stage: { zero: true, integer: true }, amount: { zero: true }, free: {},
+  };
+  const MARKER_POINTS = 150;  // traces up to this many points show a marker on each point
+
   function layoutFor(chart) {
     const layout = {
-      title: { text: chart.title, font: { size: 14 } }, margin: { l: 50, r: chart.y2_title ? 55 : 15, t: 35, b: 60 },
-      xaxis: { title: { text: "step", standoff: 4 } }, yaxis: { title: { text: chart.y } },
+      title: { text: chart.title, font: { size: 14 } }, margin: { l: 55, r: chart.y2_title ? 60 : 15, t: 35, b: 60 },
+      xaxis: { title: { text: "step", standoff: 4 }, tick0: 0, dtick: 1, zeroline: false }, yaxis: { title: { text: chart.y } },
       legend: { orientation: "h", y: -0.28, font: { size: 10 } }, showlegend: true, uirevision: "keep",
+      hovermode: "closest",
     };
-    if (chart.y2_title) layout.yaxis2 = { title: { text: chart.y2_title }, overlaying: "y", side: "right" };
+    if (chart.stacked) { layout.barmode = "stack"; layout.bargap = 0.25; }
+    if (chart.y2_title) layout.yaxis2 = { title: { text: chart.y2_title }, overlaying: "y", side: "right", showgrid: false, tickmode: "auto", zeroline: false };
     return layout;
   }
   function traceFor(chart, name, axis, steps, values, extra) {
+    const y = values || [];
     const t = Object.assign({
-      type: "scatter", mode: chart.markers ? "lines+markers" : "lines", name: name, x: steps || [], y: values || [],
-      yaxis: axis === "y2" ? "y2" : "y", connectgaps: false, hovertemplate: "%{y}<extra>" + name + " step %{x}</extra>",
+      name: name, x: steps || [], y: y, text: y.map(fmt), yaxis: axis === "y2" ? "y2" : "y",
+      hovertemplate: "%{text}<extra>" + name + " · step %{x}</extra>",
     }, extra || {});
-    if (chart.stacked) t.stackgroup = "one";
-    if (axis === "y2") t.line = Object.assign({ dash: "dot" }, t.line || {});
+    if (chart.stacked) {
+      // Parts of a step's whole: stacked bars show from the first step (an area needs two).
+      t.type = "bar"; t.textposition = "none";
+      if (t.line) { t.marker = { color: t.line.color }; delete t.line; }
+    } else {
+      t.type = "scatter"; t.connectgaps = false; t.cliponaxis = false;
+      t.mode = y.length <= MARKER_POINTS ? "lines+markers" : "lines";
+      t.marker = { size: 6 };
+      if (axis === "y2") t.line = Object.assign({ dash: "dot" }, t.line || {});
+    }
     return t;
+  }
+  // The smallest of 1, 2, 5, 10, 20, 50, ... that is at least `raw`: whole-number tick steps.
+  function niceInt(raw) {
+    if (!(raw > 1)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    return [1, 2, 5, 10].map(function (m) { return m * p; }).find(function (v) { return v >= raw; });
+  }
+  function finite(values) { return values.filter(function (v) { return typeof v === "number" && isFinite(v); }); }
+  // Ranges and ticks for a drawn chart from the data it holds now: x by whole steps, each y axis by
+  // its kind. Only what changed is sent to Plotly.relayout.
+  function axesFor(chart, data) {
+    const update = {};
+    const steps = finite([].concat.apply([], data.map(function (t) { return Array.from(t.x || []); })));
+    if (steps.length) {
+      let lo = Math.min.apply(null, steps), hi = Math.max.apply(null, steps);
+      if (hi - lo < 1) { const c = lo; lo = Math.max(0, c - 1); hi = c + 1; }  // one step: its neighbours
+      const pad = chart.stacked ? 0.6 : Math.max(0.2, (hi - lo) * 0.03);
+      update["xaxis.range"] = [lo - pad, hi + pad];
+      update["xaxis.dtick"] = niceInt((hi - lo) / 8);
+    }
+    let empty = true;
+    [["y", chart.y_kind], ["y2", chart.y2_kind]].forEach(function (ak) {
+      const traces = data.filter(function (t) { return (t.yaxis || "y") === ak[0]; });
+      if (!traces.length) return;
+      const kind = KINDS[ak[1]] || KINDS.free;
+      let values;
+      if (chart.stacked) {  // the bars' tops: each step's sum
+        const sums = {};
+        traces.forEach(function (t) {
+          Array.from(t.x || []).forEach(function (x, i) { const v = t.y[i]; if (typeof v === "number" && isFinite(v)) sums[x] = (sums[x] || 0) + v; });
+        });
+        values = Object.values(sums);
+      } else {
+        values = finite([].concat.apply([], traces.map(function (t) { return Array.from(t.y || []); })));
+      }
+      if (values.length) empty = false;
+      let lo = values.length ? Math.min.apply(null, values) : 0, hi = values.length ? Math.max.apply(null, values) : 1;
+      if (kind.fixed) { lo = Math.min(lo, kind.fixed[0]); hi = Math.max(hi, kind.fixed[1]); }
+      if (kind.zero) { lo = Math.min(lo, 0); hi = Math.max(hi, 0); }
+      if (hi - lo < 1e-9 * Math.max(1, Math.abs(hi))) {  // one value (one point, or constant): a range around it
+        const d = kind.integer ? 1 : (Math.abs(hi) || 1) * 0.1;
+        if (kind.zero && hi === 0) { lo = 0; hi = 1; } else { lo -= d; hi += d; }
+      }
+      const pad = (hi - lo) * 0.05;
+      const axis = ak[0] === "y" ? "yaxis" : "yaxis2";
+      update[axis + ".range"] = [lo - pad, hi + pad];
+      if (kind.integer) update[axis + ".dtick"] = niceInt((hi - lo) / 5);
+    });
+    update.annotations = empty ? [{ text: "no values yet (nothing to average)", showarrow: false, xref: "paper",
+                                    yref: "paper", x: 0.5, y: 0.5, font: { color: "#888" } }] : [];
+    return update;
+  }
+  function fitAxes(div, chart) {
+    if (!div.data || div.dataset.userZoom) return;
+    const update = axesFor(chart, div.data);
+    const key = JSON.stringify(update);
+    if (key === div.dataset.axes) return;
+    div.dataset.axes = key;
+    div.dataset.fitting = "1";
+    Promise.resolve(Plotly.relayout(div, update)).then(function () { delete div.dataset.fitting; },
+                                                       function () { delete div.dataset.fitting; });
+  }
+  // A person who zooms keeps the zoom (live points do not reset it); a double click (autorange)
+  // hands the axes back to fitAxes.
+  function watchZoom(div, chart) {
+    div.on("plotly_relayout", function (e) {
+      if (div.dataset.fitting) return;
+      const keys = Object.keys(e || {});
+      if (keys.some(function (k) { return /autorange/.test(k); })) {
+        delete div.dataset.userZoom; delete div.dataset.axes;
+        setTimeout(function () { fitAxes(div, chart); }, 0);
+      } else if (keys.some(function (k) { return /axis2?\.range/.test(k); })) {
+        div.dataset.userZoom = "1";
+      }
+    });
+  }
+  function markers(div, chart) {
+    if (chart.stacked || !div.data) return;
+    const want = [], idx = [];
+    div.data.forEach(function (t, i) {
+      const mode = t.y.length <= MARKER_POINTS ? "lines+markers" : "lines";
+      if (t.mode !== mode) { want.push(mode); idx.push(i); }
+    });
+    if (idx.length) Plotly.restyle(div, { mode: want }, idx);
   }
   const PLOT_CONFIG = { responsive: true, displaylogo: false };
 
@@ -64,20 +176,42 @@
   function runDashboard(root) {
     const status = document.getElementById("dash-status");
     const grid = document.getElementById("dash-charts");
+    const page = document.getElementById("run-page");
     const charts = [];  // {chart, div, plotted, index: {name: trace index}, patterns: [[re, axis]]}
-    const placed = {};  // metric name -> chart entry or null (on no chart)
+    const placed = {};  // metric name -> [{entry, axis}] (a name may be on several charts), [] on none
     let covered = null;  // seq the backfill covers; null until it is drawn
+    let state = page ? page.dataset.state : "";
+    let hasPoints = false, downsampled = false, maxPoints = 0;
     const pending = [];
 
-    function chartFor(name) {
-      if (name in placed) return placed[name];
-      placed[name] = null;
-      for (const c of charts) {
-        for (const p of c.patterns) {
-          if (p[0].test(name)) { placed[name] = { entry: c, axis: p[1] }; return placed[name]; }
-        }
+    // "Live" only while the run runs: a finished, cancelled or failed run says so (the page reloads
+    // on a state change, run.js).
+    function showStatus() {
+      const note = downsampled ? " · long series shown as min/max of " + maxPoints + " buckets" : "";
+      let line;
+      if (state === "RUNNING") line = hasPoints ? "Live" + note : "No metrics yet: the charts appear with the first step.";
+      else if (state === "QUEUED") line = "Queued: the charts update live once a worker starts the run.";
+      else {
+        const word = { PAUSED: "Paused", SUCCEEDED: "Finished", FAILED: "Failed", CANCELLED: "Cancelled", LOST: "Lost" }[state] || state;
+        line = word + (hasPoints ? ": the charts show the steps it reported" + note + "." : ": no metrics were reported.");
       }
-      return null;
+      status.textContent = line;
+      status.dataset.live = state === "RUNNING" ? "1" : "0";
+      status.classList.toggle("live", state === "RUNNING" && hasPoints);
+    }
+
+    function chartsFor(name) {
+      if (name in placed) return placed[name];
+      placed[name] = [];
+      charts.forEach(function (c) {
+        const p = c.patterns.find(function (p) { return p[0].test(name); });
+        if (p) placed[name].push({ entry: c, axis: p[1] });
+      });
+      return placed[name];
+    }
+
+    function refit(entry) {
+      try { markers(entry.div, entry.chart); fitAxes(entry.div, entry.chart); } catch (e) { console.error(e); }
     }
 
     function addTrace(entry, name, axis, steps, values) {
@@ -85,6 +219,7 @@
       if (!entry.plotted) {
         entry.div.hidden = false;
         Plotly.newPlot(entry.div, [trace], layoutFor(entry.chart), PLOT_CONFIG);
+        watchZoom(entry.div, entry.chart);
         entry.plotted = true;
       } else {
         Plotly.addTraces(entry.div, trace);
@@ -111,31 +246,37 @@
             const s = data.series[t.name];
             return traceFor(chart, t.name, t.axis, s.steps, s.values);
           }), layoutFor(chart), PLOT_CONFIG);
-          traces.forEach(function (t, i) { entry.index[t.name] = i; placed[t.name] = { entry: entry, axis: t.axis }; });
+          watchZoom(div, chart);
+          traces.forEach(function (t, i) { entry.index[t.name] = i; });
+          refit(entry);
         }
       });
-      const downsampled = Object.values(data.series).some(function (s) { return s.downsampled; });
-      status.textContent = Object.keys(data.series).length
-        ? "Live" + (downsampled ? " · long series shown as min/max of " + data.max_points + " buckets" : "")
-        : "No metrics yet: the charts appear with the first step.";
+      if (data.state) state = data.state;
+      hasPoints = Object.keys(data.series).length > 0;
+      downsampled = Object.values(data.series).some(function (s) { return s.downsampled; });
+      maxPoints = data.max_points;
+      showStatus();
       status.dataset.lastSeq = data.last_seq;
     }
 
     function applyValues(step, values) {
       const perChart = new Map();
       Object.entries(values).forEach(function (kv) {
-        const where = chartFor(kv[0]);
-        if (!where) return;
-        const entry = where.entry;
-        if (!(kv[0] in entry.index)) { addTrace(entry, kv[0], where.axis, [step], [kv[1]]); return; }
-        if (!perChart.has(entry)) perChart.set(entry, { x: [], y: [], idx: [] });
-        const u = perChart.get(entry);
-        u.x.push([step]); u.y.push([kv[1]]); u.idx.push(entry.index[kv[0]]);
+        chartsFor(kv[0]).forEach(function (where) {
+          const entry = where.entry;
+          try {
+            if (!(kv[0] in entry.index)) { addTrace(entry, kv[0], where.axis, [step], [kv[1]]); perChart.set(entry, perChart.get(entry) || null); return; }
+            if (!perChart.get(entry)) perChart.set(entry, { x: [], y: [], text: [], idx: [] });
+            const u = perChart.get(entry);
+            u.x.push([step]); u.y.push([kv[1]]); u.text.push([fmt(kv[1])]); u.idx.push(entry.index[kv[0]]);
+          } catch (e) { console.error(e); }  // one chart's trouble leaves the others drawing
+        });
       });
       perChart.forEach(function (u, entry) {
-        Plotly.extendTraces(entry.div, { x: u.x, y: u.y }, u.idx, MAX_LIVE_POINTS);
+        try { if (u) Plotly.extendTraces(entry.div, { x: u.x, y: u.y, text: u.text }, u.idx, MAX_LIVE_POINTS); } catch (e) { console.error(e); }
+        refit(entry);
       });
-      if (perChart.size || Object.keys(values).length) status.textContent = status.textContent.replace(/^No metrics yet.*/, "Live");
+      if (perChart.size && !hasPoints) { hasPoints = true; showStatus(); }
     }
 
     let alarmTimer = null, alarmAt = 0;
@@ -242,9 +383,8 @@
         el("td", { class: "text", text: cut(t.question, 400) }), el("td", { class: "text", text: cut(t.reference || t.answer, 200) }),
         el("td", { class: "text", text: cut(t.response, 400) }),
         el("td", {}, [text(t.verdict || t.majority) + (votes ? " (" + votes + ")" : "")].concat(flags.length ? [" "] : []).concat(flags)),
-        el("td", { text: text(t.rule_score) }),
-        el("td", { text: [rewards.questioner, rewards.responder, rewards.verifier].map(function (r) {
-          return typeof r === "number" ? r.toFixed(2) : "—"; }).join(" / ") }),
+        el("td", { text: fmt(t.rule_score) }),
+        el("td", { text: [rewards.questioner, rewards.responder, rewards.verifier].map(fmt).join(" / ") }),
         el("td", {}, [el("a", { href: href, text: "open" })]),
       ]);
       return tr;
@@ -315,6 +455,8 @@
         });
       });
       Plotly.newPlot(div, traces, layoutFor(chart), PLOT_CONFIG);
+      watchZoom(div, chart);
+      fitAxes(div, chart);
     });
   }
 
