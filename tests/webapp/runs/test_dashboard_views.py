@@ -267,3 +267,77 @@ def test_it_puts_the_dashboard_on_the_run_page(owner_client, run):
     assert 'id="triple-filters"' in html and 'id="dash-alarms"' in html
     assert "plotly/plotly.min.js" in html and "studio/dashboard.js" in html
     assert html.index("studio/dashboard.js") < html.index("studio/run.js")
+
+
+def test_the_series_say_the_runs_state_and_each_axis_kind(owner_client, metrics_run):
+    data = owner_client.get(f"/runs/{metrics_run.pk}/series.json").json()
+
+    charts = {c["key"]: c for c in data["charts"]}
+    assert data["state"] == metrics_run.state  # the page says "Live" only while RUNNING
+    assert charts["reward"]["y_kind"] == "reward" and charts["curriculum"]["y_kind"] == "stage"
+    assert charts["time"]["stacked"] and not charts["throughput"]["stacked"]
+
+
+def test_the_run_page_header_shows_the_curriculum_stage(owner_client, run):
+    html = owner_client.get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="run-stage"' in html and 'id="run-stage" style="display:inline-block" data-stage=""' in html
+    assert html[html.index('id="run-stage"'):].split(">", 1)[0].endswith(" hidden")  # nothing reported yet
+
+    stages = run.config["length_curriculum"]["stages"]
+    RunEvent.objects.create(run=run, seq=0, step=0, type="stage", payload={
+        "reason": "start", "stage": 0, "max_context": 1536, "stages": stages, "rolling_accuracy": None})
+    MetricPoint.objects.bulk_create([MetricPoint(run=run, seq=0, step=0, name="stage.stage", value=0),
+                                     MetricPoint(run=run, seq=0, step=0, name="stage.max_context", value=1536)])
+
+    html = owner_client.get(f"/runs/{run.pk}/").content.decode()
+
+    badge = html[html.index('id="run-stage"'):html.index("</small>", html.index('id="run-stage"'))]
+    assert 'data-stage="0"' in badge and f'data-total="{len(stages)}"' in badge and " hidden" not in badge.split(">")[0]
+    assert '<span id="run-stage-number">1</span>' in badge and f'<span id="run-stage-total">{len(stages)}</span>' in badge
+    assert '<span id="run-stage-context">1,536</span> tokens' in badge
+    off = not run.config["length_curriculum"]["enabled"]
+    assert ("(curriculum off)" in badge) is off and (f'data-curriculum="{"off" if off else "on"}"' in badge)
+
+
+def test_the_run_page_rounds_metrics_and_sample_scores(owner_client, run):
+    metrics_event(run, 0, 1, {"task": {"doc_mc": {"questioner_reward": 0.32465246735834974}},
+                              "context_tokens": {"max": 16384.0}, "reward": {"rule": None}})
+    sample(run, 1, rule_score=0.6666666666666666)
+
+    html = owner_client.get(f"/runs/{run.pk}/").content.decode()
+
+    table = html[html.index('id="metrics-table"'):html.index("</table>", html.index('id="metrics-table"'))]
+    assert '<td title="0.32465246735834974">0.325</td>' in table and ">16,384</td>" in table and ">—</td>" in table
+    assert "0.32465246735834974<" not in html
+    samples = html[html.index('id="samples-table"'):html.index("</table>", html.index('id="samples-table"'))]
+    assert "<td>0.667</td>" in samples and "0.6666" not in samples
+
+
+def test_the_sample_page_rounds_rewards(owner_client, run):
+    s = sample(run, 0, rule_score=0.3333333333333333, rewards={"questioner": 0.32465246735834974, "responder": 1.0},
+               extra={"rbar": 0.5833333333333334, "grounding_score": 0.0})
+
+    html = owner_client.get(f"/runs/{run.pk}/samples/{s.pk}/").content.decode()
+
+    rewards = html[html.index("<th>Rewards</th>"):html.index("</tr>", html.index("<th>Rewards</th>"))]
+    assert "questioner 0.325 · responder 1" in rewards and "group mean 0.583" in rewards
+    assert "rule score 0.333" in html and "0.3333333" not in html and "0.32465" not in html
+
+
+def test_the_overlay_box_names_no_run_until_one_is_chosen(owner_client, run, team, corpus, model_entry, owner):
+    make_run(team, corpus, model_entry, user=owner, name="other")
+
+    html = owner_client.get(f"/runs/{run.pk}/").content.decode()
+
+    box = html[html.index('id="dash-compare"'):html.index("</form>", html.index('id="dash-compare"'))]
+    assert '<select name="ids" id="overlay-run" required><option value="" selected>choose a run…</option>' in box
+    assert box.count(" selected") == 1
+
+
+def test_the_log_wraps_inside_its_box_and_the_review_panel_has_no_fixed_gap(owner_client, run):
+    html = owner_client.get(f"/runs/{run.pk}/").content.decode()
+
+    assert '<pre id="run-log" class="run-log">' in html
+    assert ".run-log { white-space:pre-wrap; overflow-wrap:anywhere; overflow-x:auto;" in html
+    # The verifier panel's chart div gets its height only while it is not the one-line "no labels" note.
+    assert '<div id="review-chart"></div>' in html and "#review-chart:has(> p) { height:auto; }" in html
