@@ -6,8 +6,10 @@ Items and runs of teams the user is not in are 404 (never a leak); exports are f
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count, F, Q
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,9 +38,16 @@ def _review_item(request, pk: int) -> ReviewItem:
 @require_GET
 def index(request):
     teams = annotator_teams(request.user)
-    return render(request, "audits/index.html", {
-        "queues": services.queue_overview(request.user, teams), "is_admin": is_admin(request.user),
-    })
+    queues = services.queue_overview(request.user, teams)
+    # Counts that add up: waiting (no label yet) + labelled (at least one) = in all.
+    totals = {row["run_id"]: row for row in ReviewItem.objects.filter(run_id__in=[q["run"].pk for q in queues])
+              .values("run_id").annotate(items=Count("id"), labelled=Count("id", filter=Q(label_count__gt=0)),
+                                         second=Count("id", filter=Q(label_count__gt=0, label_count__lt=F("needed_labels"))))
+              .order_by()}
+    for q in queues:
+        row = totals.get(q["run"].pk, {"items": 0, "labelled": 0, "second": 0})
+        q.update(items=row["items"], labelled=row["labelled"], waiting=row["items"] - row["labelled"], second=row["second"])
+    return render(request, "audits/index.html", {"queues": queues, "is_admin": is_admin(request.user)})
 
 
 @login_required
@@ -91,14 +100,24 @@ def item_page(request, pk: int):
 def submit(request, pk: int):
     item = _review_item(request, pk)
     label, note = request.POST.get("label", ""), request.POST.get("note", "")
+    relabel = Label.objects.filter(item=item, annotator=request.user).exists()
     try:
-        services.submit_label(request.user, item, label, note)
+        saved = services.submit_label(request.user, item, label, note)
     except services.ReviewError as exc:
         return _item_page(request, item, error=str(exc), status=400, chosen=label, note=note)
     except services.ReviewConflict as exc:
         item.refresh_from_db()
         return _item_page(request, item, error=str(exc), status=409, chosen=label, note=note)
-    return redirect("audits:item", pk=item.pk)
+    # A first label moves on to the next item (Shift+Enter, `stay`, keeps this one open with the
+    # verifier's verdict); a changed label stays: the person came back to this item on purpose.
+    if relabel or request.POST.get("stay"):
+        return redirect("audits:item", pk=item.pk)
+    said = "YES (equivalent)" if item.verifier_yes else "NO (not equivalent)"
+    agree = (saved.label == Label.Value.EQUIVALENT) == item.verifier_yes if saved.label != Label.Value.UNSURE else None
+    verdict = "" if agree is None else (" You agree." if agree else " You disagree.")
+    messages.info(request, f"Item {item.pk} labelled {saved.get_label_display()}: the verifier said {said}.{verdict} "
+                           "Press K to go back to it.")
+    return redirect("audits:next", run_id=item.run_id)
 
 
 def _json_error(message: str, status: int) -> JsonResponse:

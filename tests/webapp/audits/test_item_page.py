@@ -27,7 +27,7 @@ def test_it_shows_the_judgment_blind(client, people, run):
 def test_it_reveals_the_verdict_and_votes_after_the_label(client, people, run):
     item = queue_item(run, verifier_yes=True, votes=[1, 0, 1], extra={"verifier_outputs": ["because [[YES]]"]})
     client.force_login(people.annotator)
-    r = client.post(url(item) + "label", {"label": "not_equivalent", "note": "wrong city"})
+    r = client.post(url(item) + "label", {"label": "not_equivalent", "note": "wrong city", "stay": "1"})  # Shift+Enter
     assert r.status_code == 302 and r["Location"] == url(item)
     body = client.get(url(item)).content.decode()
     assert 'id="verdict"' in body and "YES (equivalent)" in body

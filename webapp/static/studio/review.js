@@ -18,15 +18,23 @@
         if (on) label.querySelector("input").checked = true;
       });
       if (hint) hint.textContent = "";
+      if (choices) choices.classList.remove("needs-choice");
     }
 
-    function submit() {
+    var choices = form ? form.querySelector(".choices") : null;
+    var stay = document.getElementById("stay");
+
+    function needChoice() {
+      if (hint) hint.textContent = "Choose 1, 2 or 3 first.";
+      if (choices) choices.classList.add("needs-choice");
+    }
+
+    // Enter submits and opens the next item; Shift+Enter submits and stays on this one.
+    function submit(stayHere) {
       if (!form || submitting) return;
-      if (!form.querySelector("input[name=label]:checked")) {
-        if (hint) hint.textContent = "Choose 1, 2 or 3 first.";
-        return;
-      }
+      if (!form.querySelector("input[name=label]:checked")) { needChoice(); return; }
       submitting = true;
+      if (stay) stay.value = stayHere ? "1" : "";
       if (form.requestSubmit) form.requestSubmit(); else form.submit();
     }
 
@@ -40,7 +48,7 @@
         if (!form.querySelector("input[name=label]:checked")) {
           event.preventDefault();
           submitting = false;
-          if (hint) hint.textContent = "Choose 1, 2 or 3 first.";
+          needChoice();
         }
       });
     }
@@ -50,13 +58,14 @@
       var typing = event.target && (event.target.tagName === "TEXTAREA" ||
         (event.target.tagName === "INPUT" && event.target.type === "text"));
       if (typing) {
-        if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); submit(); }
+        if (event.key === "Enter" && event.target.tagName === "TEXTAREA" && event.shiftKey) return;  // a new line in the note
+        if (event.key === "Enter") { event.preventDefault(); submit(false); }
         else if (event.key === "Escape") { event.target.blur(); }
         return;
       }
       switch (event.key) {
         case "1": case "2": case "3": event.preventDefault(); choose(event.key); break;
-        case "Enter": event.preventDefault(); submit(); break;
+        case "Enter": event.preventDefault(); submit(event.shiftKey); break;
         case "j": case "J": event.preventDefault(); go(root.dataset.nextUrl); break;
         case "k": case "K": event.preventDefault(); go(root.dataset.prevUrl); break;
         case "n": case "N": if (note) { event.preventDefault(); note.focus(); } break;
@@ -96,8 +105,15 @@
       SERIES.map(function (k) { return "<th>" + k[1] + "</th>"; }).join("") +
       "<th>kappa</th><th>ties / all unsure</th></tr></thead><tbody>" +
       row("all reviewed", o) + row("random share", u) + "</tbody></table>" +
-      "<p class='muted'>Queue: " + data.queue.items + " items, " + data.queue.pending + " waiting, " +
-      data.queue.labelled + " labelled. Intervals are Wilson 95%.</p>";
+      "<p class='muted' id='review-queue-counts'>" + queueCounts(data.queue) + " Intervals are Wilson 95%.</p>";
+  }
+
+  // "7 waiting, 1 labelled, 8 in all": waiting has no label yet, labelled has at least one (some of
+  // those may wait for a second annotator), and the two add up to the items queued.
+  function queueCounts(q) {
+    var waiting = q.items - q.labelled, complete = q.items - q.pending, second = q.labelled - complete;
+    return "Queue: " + waiting + " waiting, " + q.labelled + " labelled, " + q.items + " in all" +
+      (second > 0 ? " (" + second + " labelled once, waiting for a second annotator)." : ".");
   }
 
   function chart(el, data) {
