@@ -7,6 +7,13 @@ The contract with the process is docs/architecture.md "Process control": SIGTERM
 after RUN_CANCEL_GRACE_SECONDS), SIGUSR1 = checkpoint and exit 0 (pause), `--resume` continues from
 OUT/checkpoints/latest, `--attempt N` goes into every event; exit 0 finished or paused, 2 bad input
 (one line on stderr), anything else a crash.
+
+No wedged run: once a run is claimed, every way out of `supervise` ends the attempt. The training
+process is stopped (SIGTERM, SIGKILL after the grace period) whenever the supervisor itself fails,
+and the run is recorded FAILED with the error on its page, or LOST (requeued by the sweeper's usual
+rule) when the cause is the infrastructure: the database or the broker unreachable, or the worker
+shutting down. If even that cannot be written (the database stays down), the worker's heartbeat
+reports the runs it still supervises and the fleet marks the others LOST (webapp/fleet/services.py).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +38,7 @@ from django.utils import timezone
 
 from spell.train import EXIT_STARVED
 from webapp.runs.models import Run
+from webapp.storable import storable_text
 from workers.relay import EventRelay
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,52 @@ LOG_TAIL_LINES = 30
 DB_ERRORS = (OperationalError, InterfaceError)
 DB_RETRY_SECONDS = 600  # how long a database outage is ridden out before the task gives up
 DB_RETRY_PAUSE = 1.0
+OUTCOME_RETRY_SECONDS = 600  # how long the outcome of an abandoned attempt is retried through an outage
+
+
+def infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the database or the broker is unreachable (not a fault of the run)."""
+    errors: list[type[BaseException]] = [*DB_ERRORS, ConnectionError, TimeoutError]
+    try:
+        from kombu.exceptions import OperationalError as BrokerError
+
+        errors.append(BrokerError)
+    except ImportError:  # pragma: no cover - kombu comes with celery
+        pass
+    try:
+        import redis
+
+        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """True for the database / broker unreachable, also when wrapped (raise ... from exc)."""
+    seen = set()
+    errors = infrastructure_errors()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, errors):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def describe_failure(exc: BaseException) -> str:
+    """`Type: message (file:line in function)`, the innermost frame: what the run page shows."""
+    text = " ".join(traceback.format_exception_only(type(exc), exc)).strip()
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    if frames:
+        last = frames[-1]
+        where = Path(last.filename)
+        try:
+            where = where.relative_to(settings.BASE_DIR)
+        except ValueError:
+            where = Path(where.name)
+        text += f" ({where}:{last.lineno} in {last.name})"
+    return text[:2000]
 
 
 # What the training process inherits from the worker's environment: the system basics, the launcher's
@@ -208,7 +263,7 @@ class Supervisor:
         self.root = Path(run.run_dir)
         self.command = command or train_command()
         self.poll_seconds = poll_seconds
-        self.relay = EventRelay(run.pk, self.root / "events.jsonl", attempt=self.attempt)
+        self.relay: EventRelay | None = None  # made by start() (it reads the run's stored offset)
         self.process: subprocess.Popen | None = None
         self.log_path = self.root / "logs" / f"attempt-{self.attempt}.log"
         self.sent: dict[str, float] = {}  # signal name -> when it was sent
@@ -221,6 +276,7 @@ class Supervisor:
         return args + (["--resume"] if resume else [])
 
     def start(self) -> None:
+        self.relay = EventRelay(self.run.pk, self.root / "events.jsonl", attempt=self.attempt)
         config_path, corpus_path = prepare_run_dir(self.run)
         step = resume_point(self.root)
         if self.attempt > 1:
@@ -299,14 +355,14 @@ class Supervisor:
                 self._signal("SIGUSR1", signal.SIGUSR1)
             time.sleep(self.poll_seconds)
 
-    def _database_down(self, exc: Exception) -> None:
+    def _database_down(self, exc: Exception, give_up: bool = True) -> None:
         from django.db import connection
 
         if self.db_down_since is None:
             self.db_down_since = time.monotonic()
             log.warning("run %s: database unavailable (%s); retrying, the training process goes on", self.run.pk,
                         " ".join(str(exc).split())[:200])
-        elif time.monotonic() - self.db_down_since > DB_RETRY_SECONDS:
+        elif give_up and time.monotonic() - self.db_down_since > DB_RETRY_SECONDS:
             raise exc
         connection.close()  # a broken connection stays broken; the next query opens a new one
         time.sleep(DB_RETRY_PAUSE)
@@ -332,6 +388,45 @@ class Supervisor:
             self._signal("SIGKILL", signal.SIGKILL)
             self.process.wait()
 
+    def stop_process(self) -> None:
+        """The supervisor is giving up on this attempt: never leave its training process running."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.sent.pop("SIGTERM", None)  # a SIGTERM sent for a cancel does not count: send it (again)
+        self._signal("SIGTERM", signal.SIGTERM)
+        self._wait_or_kill(float(settings.RUN_CANCEL_GRACE_SECONDS))
+
+    def abandon(self, exc: BaseException) -> str:
+        """End the attempt after the supervisor itself failed (the process is already stopped):
+        LOST when the cause is the infrastructure (requeued by the sweeper's usual rule), FAILED
+        with the error otherwise. The write is retried through a database outage for up to
+        OUTCOME_RETRY_SECONDS; returns the state written, or "unrecorded" when it never could be
+        (then the worker's heartbeat, which no longer lists the run, has the fleet mark it LOST)."""
+        what = describe_failure(exc)
+        if not isinstance(exc, Exception):
+            state = Run.State.LOST
+            error = f"The worker stopped while supervising this attempt ({what or type(exc).__name__})."
+        elif is_infrastructure(exc):
+            state = Run.State.LOST
+            error = (f"The attempt was abandoned: the database or the broker was unreachable ({what}). "
+                     "The training process was stopped; the run is requeued from its last checkpoint.")
+        elif self.process is None:
+            state, error = Run.State.FAILED, f"Could not start the training process: {exc}"
+        else:
+            state = Run.State.FAILED
+            error = (f"The worker's supervisor failed: {what}. The training process was stopped."
+                     + (f"\n\n{self.log_tail()}" if self.log_tail() else ""))
+        deadline = time.monotonic() + OUTCOME_RETRY_SECONDS
+        while True:
+            try:
+                self.end(state, error)
+                return state
+            except Exception as write_exc:  # noqa: BLE001 - keep trying only while the database is away
+                if not is_infrastructure(write_exc) or time.monotonic() > deadline:
+                    log.exception("run %s attempt %s: could not record %s", self.run.pk, self.attempt, state)
+                    return "unrecorded"
+                self._database_down(write_exc, give_up=False)
+
     def finish(self, rc: int) -> Run.State:
         """Record how the attempt ended (only if the run is still this attempt's RUNNING run)."""
         self.relay.poll()
@@ -356,7 +451,7 @@ class Supervisor:
         from webapp.runs.services import disk_usage
 
         changed = Run.objects.filter(pk=self.run.pk, state=Run.State.RUNNING, attempt=self.attempt).update(
-            state=state, error=error, finished_at=timezone.now(), requested_action="", pid=None,
+            state=state, error=storable_text(error), finished_at=timezone.now(), requested_action="", pid=None,
             disk_bytes=disk_usage(self.root),
         )
         EventRelay.publish_state(self.run.pk)
@@ -393,23 +488,23 @@ def supervise(run_id: int, hostname: str = "", *, command: list[str] | None = No
             return {"run": run_id, "claimed": False, "state": state, "retry": True}
         log.info("run %s: not claimed (state %s): nothing to do", run_id, state)
         return {"run": run_id, "claimed": False, "state": state}
-    EventRelay.publish_state(run_id)
     sup = Supervisor(run, command=command, poll_seconds=poll_seconds)
     try:
+        EventRelay.publish_state(run_id)
         sup.start()
-    except Exception as exc:  # noqa: BLE001 - the run says why; nothing is left running
-        log.exception("run %s: could not start", run_id)
-        sup.end(Run.State.FAILED, f"Could not start the training process: {exc}")
-        return {"run": run_id, "claimed": True, "state": Run.State.FAILED}
-    try:
         rc = sup.loop()
-    except BaseException:
-        # The supervisor itself failed (database gone, worker shutdown): never leave an orphan.
-        if sup.process and sup.process.poll() is None:
-            sup._signal("SIGTERM", signal.SIGTERM)
-            sup._wait_or_kill(float(settings.RUN_CANCEL_GRACE_SECONDS))
-        raise
-    if sup.lost_ownership:
-        return {"run": run_id, "claimed": True, "state": "lost-ownership", "rc": rc}
-    state = sup.finish_retrying(rc)
-    return {"run": run_id, "claimed": True, "state": state, "rc": rc, "attempt": sup.attempt}
+        if sup.lost_ownership:
+            return {"run": run_id, "claimed": True, "state": "lost-ownership", "rc": rc}
+        state = sup.finish_retrying(rc)
+        return {"run": run_id, "claimed": True, "state": state, "rc": rc, "attempt": sup.attempt}
+    except BaseException as exc:
+        # Anything at all (a bug, the database gone for good, the worker shutting down) ends the
+        # attempt: the process is stopped and the run says why. A run never stays RUNNING here.
+        log.exception("run %s: the supervisor failed; ending the attempt", run_id)
+        try:
+            sup.stop_process()
+        finally:
+            state = sup.abandon(exc)
+        if not isinstance(exc, Exception):
+            raise  # the worker is shutting down: let it
+        return {"run": run_id, "claimed": True, "state": state, "error": describe_failure(exc)}
