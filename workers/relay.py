@@ -7,6 +7,9 @@ Sample and MetricPoint rows derived from them in one transaction together with t
 stores nothing twice: unique (run, seq)), and sends them to the run's channel-layer group
 `run-<id>` - every event, except that at most LIVE_SAMPLES_PER_STEP samples per step go live
 (all of them are stored). State changes go to the same group through `publish_state`.
+
+Every string of an event goes through webapp.storable.storable when it is parsed: a NUL in a model
+output is stored (and sent) as U+2400, never refused by PostgreSQL, never dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from webapp.audits.services import enqueue_for_review
 from webapp.runs.live import group_name, publish_state
 from webapp.runs.live import group_send as _group_send
 from webapp.runs.models import MetricPoint, Run, RunEvent, Sample
+from webapp.storable import storable
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +169,7 @@ class EventRelay:
             "step": as_int(obj.get("step"), 0),
             "attempt": as_int(obj.get("attempt"), self.attempt),
             "time": _number(obj.get("time")),
-            "payload": obj.get("payload") or {},
+            "payload": storable(obj.get("payload") or {}),  # NUL -> U+2400: text PostgreSQL can store
         }
         if event["type"] in ("error", "log", "checkpoint"):
             self.seen.append(event)
