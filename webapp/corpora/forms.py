@@ -57,7 +57,7 @@ class CorpusUploadForm(TeamOwnedForm):
     )
     cluster_size = forms.IntegerField(
         min_value=2, max_value=1000, initial=20, label="Documents per set",
-        help_text="Target size of the document sets k-means makes (clusters named in the files are kept).")
+        help_text="Target size of the document sets k-means makes (sets named in the files, their cluster field, are kept).")
     dedup_threshold = forms.FloatField(
         min_value=0.5, max_value=1.0, initial=0.8, label="Near-duplicate threshold",
         help_text="MinHash Jaccard similarity above which a document is dropped as a near duplicate.")
@@ -66,7 +66,7 @@ class CorpusUploadForm(TeamOwnedForm):
     clustering = forms.ChoiceField(
         choices=[("embeddings", "By meaning (all-MiniLM-L6-v2 sentence embeddings)"), ("tfidf", "By shared words (TF-IDF)")],
         initial="embeddings", required=False, label="Document sets",
-        help_text="How documents without a named cluster are grouped into sets: by meaning, as the paper does, or by words.")
+        help_text="How documents without a named set (cluster field) are grouped into sets: by meaning, as the paper does, or by words.")
 
     def clean_files(self):
         files = self.cleaned_data["files"]

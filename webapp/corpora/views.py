@@ -1,20 +1,59 @@
-"""Corpora pages: index, upload, detail (progress, stats, charts, cluster browser), delete, and
-the same for evaluation sets. Thin: forms validate, services do the work. Objects of teams the
-user is not a member of are 404s."""
+"""Corpora pages: index, upload, detail (progress, stats, charts, its documents, the document-set
+browser), delete, and the same for evaluation sets. Thin: forms validate, services do the work.
+Objects of teams the user is not a member of are 404s.
+
+Users read "document set" for what the code calls a cluster (Cluster, `cluster` in the files)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from spell.data.numeric import NumericThresholds, profile_text
 from webapp.corpora import services
 from webapp.corpora.forms import CorpusUploadForm, EvalSetUploadForm
-from webapp.corpora.models import Corpus, EvalSet
+from webapp.corpora.markdown import is_markdown, render_markdown
+from webapp.corpora.models import Cluster, Corpus, Document, EvalSet
+
+DOCUMENTS_PER_PAGE = 25
+# What the ingest's stages mean to a person (the progress line).
+STAGE_LABELS = {
+    "queued": "waiting for a worker", "tokenizer": "loading the tokenizer", "read": "reading the files",
+    "normalize": "normalizing the text", "dedup": "dropping duplicates", "tokens": "counting tokens",
+    "numeric": "finding numeric documents", "cluster": "grouping into document sets", "done": "done",
+}
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def document_numeric_reason(doc: Document, thresholds: NumericThresholds = NumericThresholds()) -> str:
+    """Why the numeric test said what it said about one document, in numbers."""
+    p = profile_text(doc.text, thresholds)
+    verdict = "numeric" if doc.numeric else "not numeric"
+    return (f"{verdict}: {_percent(p.number_share)} of its {p.tokens} words are numbers (numeric from "
+            f"{_percent(thresholds.min_number_share)}) and {_percent(p.table_line_share)} of its {p.lines} lines "
+            f"look like table rows (numeric from {_percent(thresholds.min_table_line_share)}). Prose with "
+            "figures in it stays under both.")
+
+
+def set_numeric_reason(cluster: Cluster, numeric_docs: int, thresholds: NumericThresholds = NumericThresholds()) -> str:
+    """Why a document set is numeric (it also feeds docmath_qa) or not."""
+    size = cluster.size or 0
+    share = numeric_docs / size if size else 0.0
+    by_rule = size > 0 and share >= thresholds.min_numeric_doc_share
+    counted = (f"{numeric_docs} of its {size} documents ({_percent(share)}) pass the numeric test; a set is "
+               f"numeric from {_percent(thresholds.min_numeric_doc_share)}")
+    if by_rule == cluster.numeric:
+        return f"{'Numeric' if cluster.numeric else 'Not numeric'}: {counted}."
+    return (f"{'Numeric' if cluster.numeric else 'Not numeric'} because the uploaded file says so (its "
+            f"documents' numeric field wins over the test; {counted}).")
 
 
 def _corpus(request, pk: int) -> Corpus:
@@ -58,21 +97,39 @@ def upload(request):
     return render(request, "corpora/upload.html", {"form": form, "problems": problems}, status=status)
 
 
+def _clusters_with_reasons(corpus: Corpus):
+    clusters = list(corpus.clusters.order_by("key").annotate(numeric_docs=Count("documents", filter=Q(documents__numeric=True))))
+    for cl in clusters:
+        cl.numeric_reason = set_numeric_reason(cl, cl.numeric_docs)
+    return clusters
+
+
 @require_GET
 @login_required
 def detail(request, pk: int):
     corpus = _corpus(request, pk)
-    clusters = corpus.clusters.order_by("key")
+    clusters = _clusters_with_reasons(corpus)
+    progress = services.progress_payload(corpus)
     context = {
         "corpus": corpus,
         "clusters": clusters,
         "issues": corpus.issues.order_by("stage", "filename", "line", "pk"),
-        "progress": services.progress_payload(corpus),
+        "progress": progress,
+        "stage_label": STAGE_LABELS.get(progress.get("stage") or "queued", progress.get("stage") or ""),
+        "stage_labels": STAGE_LABELS,
         "dropped": corpus.stats.get("dropped", []),
     }
     if corpus.status == Corpus.Status.READY:
         context["histogram"] = services.histogram_figure(corpus.stats)
         context["cluster_chart"] = services.cluster_figure(clusters)
+        # Its documents, paged and searchable (title, id or text).
+        query = request.GET.get("q", "").strip()[:200]
+        documents = corpus.documents.select_related("cluster").order_by("pk").only(
+            "pk", "external_id", "title", "tokens", "numeric", "source_file", "cluster__key", "cluster__label")
+        if query:
+            documents = documents.filter(Q(title__icontains=query) | Q(external_id__icontains=query) | Q(text__icontains=query))
+        context["documents"] = Paginator(documents, DOCUMENTS_PER_PAGE).get_page(request.GET.get("page"))
+        context["query"] = query
     return render(request, "corpora/detail.html", context)
 
 
@@ -86,10 +143,12 @@ def status(request, pk: int):
 @login_required
 def cluster(request, pk: int, cluster_pk: int):
     corpus = _corpus(request, pk)
-    cluster = get_object_or_404(corpus.clusters, pk=cluster_pk)
+    cluster = get_object_or_404(corpus.clusters.annotate(numeric_docs=Count("documents", filter=Q(documents__numeric=True))),
+                                pk=cluster_pk)
     documents = cluster.documents.order_by("pk").only("pk", "external_id", "title", "tokens", "numeric", "source_file", "text")
-    page = Paginator(documents, 25).get_page(request.GET.get("page"))
+    page = Paginator(documents, DOCUMENTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "corpora/cluster.html", {"corpus": corpus, "cluster": cluster, "page": page,
+                                                    "numeric_reason": set_numeric_reason(cluster, cluster.numeric_docs),
                                                     "clusters": corpus.clusters.order_by("key")})
 
 
@@ -98,7 +157,12 @@ def cluster(request, pk: int, cluster_pk: int):
 def document(request, pk: int, doc_pk: int):
     corpus = _corpus(request, pk)
     doc = get_object_or_404(corpus.documents.select_related("cluster"), pk=doc_pk)
-    return render(request, "corpora/document.html", {"corpus": corpus, "doc": doc})
+    context = {"corpus": corpus, "doc": doc, "numeric_reason": document_numeric_reason(doc),
+               "markdown": render_markdown(doc.text) if is_markdown(doc.source_file) else None}
+    if doc.cluster is not None:
+        numeric_docs = doc.cluster.documents.filter(numeric=True).count()
+        context["set_numeric_reason"] = set_numeric_reason(doc.cluster, numeric_docs)
+    return render(request, "corpora/document.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -40,12 +40,14 @@
     var fillBar = box.querySelector(".progress > div");
     var stage = box.querySelector(".stage");
     var count = box.querySelector(".count");
+    var labelsNode = document.getElementById("stage-labels");
+    var stageLabels = labelsNode ? JSON.parse(labelsNode.textContent) : {};
     var poll = function () {
       fetch(box.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
         .then(function (s) {
           if (fillBar) { fillBar.style.width = (100 * (s.overall || 0)).toFixed(1) + "%"; }
-          if (stage && s.stage) { stage.textContent = s.stage; }
+          if (stage && s.stage) { stage.textContent = stageLabels[s.stage] || s.stage; }
           if (count) { count.textContent = s.total ? "(" + s.done + " / " + s.total + ")" : ""; }
           if (s.finished) { window.location.reload(); } else { window.setTimeout(poll, 1000); }
         })
