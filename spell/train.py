@@ -101,8 +101,10 @@ def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int
     """Config values, corpus, model folder and context, checkpoint: all before touching OUT."""
     from spell.data.ingest import CorpusFormatError, document_sets, read_corpus_jsonl
     from spell.models import model_max_positions
+    from spell.trackers import check_report_to
 
     cfg.validate()
+    check_report_to(cfg.run.report_to)  # a tracker's package is missing: exit 2, nothing written
     if not options.corpus.is_file():
         raise BadInput(f"corpus {options.corpus} does not exist")
     try:
@@ -210,6 +212,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     from spell.provenance import build_provenance, write_json_atomic
     from spell.rollout import Corpus
     from spell.selfplay import SelfPlay, SelfPlayState
+    from spell.trackers import Trackers
 
     _seed_everything(cfg.run.seed)
     model_dir = Path(checkpoint.model_dir) if checkpoint is not None else Path(cfg.model.path)
@@ -269,6 +272,9 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         )
     events = EventWriter(out / "events.jsonl", options.attempt, enabled=is_main)
     events.step = start_step
+    # run.report_to: every metrics / eval / stage event the writer emits also goes to TensorBoard,
+    # W&B or MLflow (rank 0 only: other ranks' writers are disabled).
+    trackers = Trackers.from_config(cfg, out, attempt=options.attempt, start_step=start_step, events=events)
     progress.events = events
     events.start_heartbeat(options.heartbeat_s)
     pause = {"requested": False, "cancelled": False}
@@ -350,6 +356,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         raise
     finally:
         _restore_signals(previous)
+        trackers.close()
         events.close()
         engine.close()
 
