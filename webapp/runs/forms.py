@@ -37,7 +37,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "engine": ("Rollout engine", "What generates the rollouts."),
     "eval": ("Evaluation", "Periodic evaluation on held-out sets."),
     "checkpoint": ("Checkpoints", "How often the run saves a resumable checkpoint and how many it keeps."),
-    "run": ("Run", "Length, wall-clock budget and seed of the run."),
+    "run": ("Run", "Length, wall-clock budget and seed of the run, and the experiment trackers that also get its metrics."),
 }
 
 
@@ -321,6 +321,7 @@ class RunForm(forms.Form):
 
                 samples = self.fields["eval_sets"].queryset.filter(team=chosen.team, name__in=SAMPLE_EVAL_SETS)
                 self.initial.setdefault("eval_sets", list(samples.values_list("pk", flat=True)))
+                self.initial.setdefault("name", f"{self.initial.get('preset') or 'cpu-demo'} on {chosen.name}"[:200])
             if self.initial.get("queue") not in services.queue_choices():
                 self.initial["queue"] = queue_for_preset(self.initial.get("preset") or "cpu-demo")["queue"]
         base = config or spell_preset(self.initial.get("preset") or "cpu-demo")

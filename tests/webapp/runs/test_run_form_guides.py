@@ -123,3 +123,9 @@ def test_a_corpus_of_another_team_is_not_prefilled(owner_client, team, other_tea
     theirs = make_corpus(other_team, name="Theirs")
 
     assert owner_client.get(f"/runs/new?corpus={theirs.pk}").context["form"]["corpus"].value() == corpus.pk
+
+
+def test_a_new_run_has_a_name_to_start_with(owner_client, corpus, model_entry):
+    form = owner_client.get(f"/runs/new?preset=cpu-demo&corpus={corpus.pk}").context["form"]
+
+    assert form["name"].value() == f"cpu-demo on {corpus.name}"
