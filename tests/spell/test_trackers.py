@@ -237,6 +237,26 @@ def offline(monkeypatch, tmp_path):
     offline_env(monkeypatch, tmp_path)
 
 
+def test_wandb_goes_online_only_when_asked_and_a_key_is_there(monkeypatch, tmp_path):
+    from spell.trackers import wandb_mode
+
+    offline_env(monkeypatch, tmp_path)
+    monkeypatch.delenv("WANDB_MODE")
+    assert wandb_mode() == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert wandb_mode() == "offline"  # a key alone does not upload
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert wandb_mode() == "online"
+    monkeypatch.delenv("WANDB_API_KEY")
+    assert wandb_mode() == "offline"  # asked, but no key
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    (tmp_path / "netrc").chmod(0o600)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert wandb_mode() == "online"  # the key of a `wandb login`
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode() == "disabled"
+
+
 def wandb_history(run_file):
     """{step: {name: value}} of the history records in an offline run file (`run-ID.wandb`: a
     7-byte header, then LevelDB-log records of wandb's protobuf `Record`)."""
