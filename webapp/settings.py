@@ -227,6 +227,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 # --- runs and workers ----------------------------------------------------------------------------
 WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=5)
 WORKER_OFFLINE_AFTER_SECONDS = env.int("WORKER_OFFLINE_AFTER_SECONDS", default=30)
+# A heartbeat never loses a run claimed this recently (its beat may predate the claim): fleet/services.py
+WORKER_SUPERVISION_GRACE_SECONDS = env.int("WORKER_SUPERVISION_GRACE_SECONDS",
+                                           default=max(10, 2 * WORKER_HEARTBEAT_SECONDS))
 RUN_MAX_AUTO_REQUEUES = env.int("RUN_MAX_AUTO_REQUEUES", default=3)
 RUN_CANCEL_GRACE_SECONDS = env.int("RUN_CANCEL_GRACE_SECONDS", default=20)
 LIVE_SAMPLES_PER_STEP = env.int("LIVE_SAMPLES_PER_STEP", default=8)

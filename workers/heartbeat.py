@@ -1,10 +1,12 @@
 """The worker's heartbeat: a thread in the Celery worker's main process that reports, every
-settings.WORKER_HEARTBEAT_SECONDS, who it is (host, queues, version, pid) and its GPUs as NVML sees
-them (nvidia-ml-py), or "no GPU" on a CPU worker. Started from Celery's worker_ready signal and
+settings.WORKER_HEARTBEAT_SECONDS, who it is (host, queues, version, pid, a boot id drawn at random
+when the process starts), the runs it supervises right now (its active run tasks) and its GPUs as
+NVML sees them (nvidia-ml-py), or "no GPU" on a CPU worker. Started from Celery's worker_ready signal and
 stopped on worker_shutdown (both connected in workers/fleet_tasks.py).
 
 The fleet app (webapp.fleet.services) stores the readings; the sweeper marks a worker that stops
-heartbeating offline and its runs LOST.
+heartbeating offline and its runs LOST; a new boot id under a known name, or a RUNNING run the
+worker no longer supervises, makes those runs LOST at once (webapp/fleet/services.py heartbeat).
 """
 
 from __future__ import annotations
@@ -13,8 +15,31 @@ import logging
 import os
 import socket
 import threading
+import uuid
 
 log = logging.getLogger(__name__)
+
+BOOT_ID = uuid.uuid4().hex  # this worker process's start: a restart under the same name draws another
+RUN_TASK = "workers.run_tasks.run_spell"
+
+
+def supervised_runs() -> list[int] | None:
+    """The runs this worker process supervises now: the run ids of its active `run_spell` tasks
+    (Celery's worker state, kept in the main process for every pool). None when it cannot tell."""
+    from celery.worker import state
+
+    try:
+        requests = list(state.active_requests)
+    except RuntimeError:  # the set changed while it was copied: say nothing this beat
+        return None
+    ids = set()
+    for request in requests:
+        if getattr(request, "task_name", None) == RUN_TASK:
+            try:
+                ids.add(int(request.args[0]))
+            except (TypeError, ValueError, IndexError):
+                continue
+    return sorted(ids)
 
 
 def _text(value) -> str:
@@ -84,7 +109,8 @@ def worker_version() -> str:
 class Heartbeat(threading.Thread):
     """Reports this worker to the fleet every `interval` seconds until `stop()`."""
 
-    def __init__(self, hostname: str, queues=lambda: [], interval: float | None = None, nvml=None):
+    def __init__(self, hostname: str, queues=lambda: [], interval: float | None = None, nvml=None,
+                 supervising=lambda: None, boot_id: str = BOOT_ID):
         super().__init__(name=f"fleet-heartbeat-{hostname}", daemon=True)
         from django.conf import settings
 
@@ -92,6 +118,8 @@ class Heartbeat(threading.Thread):
         self.queues = queues
         self.interval = float(interval or getattr(settings, "WORKER_HEARTBEAT_SECONDS", 5))
         self.nvml = nvml
+        self.supervising = supervising  # () -> run ids, or None when not known
+        self.boot_id = boot_id
         self.version = worker_version()
         self.beats = 0
         self._stop_event = threading.Event()
@@ -106,7 +134,7 @@ class Heartbeat(threading.Thread):
             queues = []
         services.heartbeat(
             self.hostname, host=socket.gethostname(), queues=queues, version=self.version,
-            pid=os.getpid(), gpus=gpus, gpu_note=note,
+            pid=os.getpid(), gpus=gpus, gpu_note=note, boot_id=self.boot_id, supervising=self.supervising(),
         )
         self.beats += 1
 
@@ -149,7 +177,7 @@ def start(consumer) -> Heartbeat:
     global _current
     if _current is not None and _current.is_alive():
         return _current
-    _current = Heartbeat(consumer.hostname, consumer_queues(consumer))
+    _current = Heartbeat(consumer.hostname, consumer_queues(consumer), supervising=supervised_runs)
     _current.start()
     log.info("fleet heartbeat of %s every %.0f s", consumer.hostname, _current.interval)
     return _current

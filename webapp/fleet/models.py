@@ -24,6 +24,9 @@ class Worker(models.Model):
     configured_queues = models.JSONField(default=list, blank=True)  # queues admins want (restored by enable)
     version = models.CharField(max_length=200, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
+    # Random per start of the worker process (workers/heartbeat.py): a new one under a known name
+    # means the old process is gone, even when the name and the pid are the same (docker restarts).
+    boot_id = models.CharField(max_length=64, blank=True)
     current_run_id = models.PositiveBigIntegerField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.ONLINE)
     gpu_note = models.CharField(max_length=300, blank=True)  # "no GPU (...)" on a CPU worker

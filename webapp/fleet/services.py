@@ -4,6 +4,15 @@ Workers write their own rows (workers/heartbeat.py calls `heartbeat`); the sweep
 Celery task, workers/fleet_tasks.py) marks silent workers offline and their RUNNING runs LOST
 through the runs app's services, then requeues LOST runs automatically up to
 settings.RUN_MAX_AUTO_REQUEUES times. Admin actions go to the worker through Celery control.
+
+A heartbeat also ends runs whose supervisor is gone while the worker lives on:
+- a new boot id under a known name (the worker restarted within WORKER_OFFLINE_AFTER_SECONDS, e.g.
+  docker's restart with the same name and pid 1): the old process's RUNNING runs become LOST;
+- the runs the worker says it supervises (its active run tasks): a RUNNING run of this worker that
+  is not among them (its supervisor ended without recording how: a killed pool process, an outcome
+  the database never took) becomes LOST.
+Both spare runs claimed in the last supervision_grace() seconds (a claim can come before the beat
+that reports it). LOST runs are then requeued by the sweeper's usual rule.
 """
 
 from __future__ import annotations
@@ -38,6 +47,12 @@ def offline_after() -> int:
 
 def max_auto_requeues() -> int:
     return int(getattr(settings, "RUN_MAX_AUTO_REQUEUES", 3))
+
+
+def supervision_grace() -> float:
+    """Runs claimed this recently are never lost by a heartbeat (the beat may predate the claim)."""
+    default = max(10.0, 2.0 * float(getattr(settings, "WORKER_HEARTBEAT_SECONDS", 5)))
+    return float(getattr(settings, "WORKER_SUPERVISION_GRACE_SECONDS", default))
 
 
 def known_queues() -> list[str]:
@@ -92,17 +107,34 @@ def heartbeat(
     pid: int | None = None,
     gpus: list[dict] | None = None,
     gpu_note: str = "",
+    boot_id: str = "",
+    supervising: list[int] | None = None,
     now: datetime | None = None,
 ) -> Worker:
-    """Record one heartbeat of a worker (creating its row on the first one)."""
+    """Record one heartbeat of a worker (creating its row on the first one).
+
+    `boot_id`: random per start of the worker process; `supervising`: the ids of the runs it
+    supervises right now (None: not reported). See the module docstring for what they end."""
     now = now or timezone.now()
     queues = sorted(set(queues or []))
     with transaction.atomic():
         worker, created = Worker.objects.select_for_update().get_or_create(
-            hostname=hostname, defaults={"started_at": now, "configured_queues": queues, "pid": pid}
+            hostname=hostname, defaults={"started_at": now, "configured_queues": queues, "pid": pid, "boot_id": boot_id}
         )
-        new_process = created or (pid is not None and worker.pid != pid)
+        if created:
+            new_process = False
+        elif boot_id and worker.boot_id:
+            new_process = boot_id != worker.boot_id
+        else:  # a worker that sends no boot id (or the first beat since the field exists): its pid
+            new_process = pid is not None and worker.pid != pid
         if new_process:
+            lose_runs_of(hostname, f"Worker {hostname} restarted: the process that ran this attempt is gone.",
+                         keep=supervising or (), started_before=now - timedelta(seconds=supervision_grace()))
+        elif supervising is not None:
+            lose_runs_of(hostname, f"Worker {hostname} no longer supervises this run: its supervisor ended "
+                                   "without recording how the attempt ended.",
+                         keep=supervising, started_before=now - timedelta(seconds=supervision_grace()))
+        if created or new_process:
             # A (re)started worker consumes what it was started with; old admin intent is gone with it.
             worker.state = Worker.State.ONLINE
             worker.started_at = now
@@ -110,6 +142,7 @@ def heartbeat(
         elif worker.state == Worker.State.OFFLINE:
             worker.state = Worker.State.ONLINE
         worker.host, worker.queues, worker.version, worker.pid = host, queues, version[:200], pid
+        worker.boot_id = boot_id[:64] or worker.boot_id
         worker.gpu_note = gpu_note[:300]
         worker.last_heartbeat = now
         worker.offline_since = None
@@ -150,11 +183,17 @@ def mark_offline(worker: Worker, now: datetime | None = None) -> list[int]:
     return lose_runs_of(worker.hostname)
 
 
-def lose_runs_of(hostname: str) -> list[int]:
+def lose_runs_of(hostname: str, reason: str = "", *, keep=(), started_before: datetime | None = None) -> list[int]:
+    """RUNNING runs of this worker -> LOST, except those in `keep` and those claimed at or after
+    `started_before`. Returns the ids of the runs lost."""
     Run = _run_model()
+    runs = Run.objects.filter(worker_hostname=hostname, state=Run.State.RUNNING).exclude(pk__in=list(keep))
+    if started_before is not None:
+        runs = runs.filter(started_at__lt=started_before)
     lost = []
-    for run in Run.objects.filter(worker_hostname=hostname, state=Run.State.RUNNING):
-        if _mark_lost(run, f"Worker {hostname} stopped heartbeating."):
+    for run in runs:
+        if _mark_lost(run, reason or f"Worker {hostname} stopped heartbeating."):
+            log.warning("run %s lost: %s", run.pk, reason or f"worker {hostname} stopped heartbeating")
             lost.append(run.pk)
     return lost
 
