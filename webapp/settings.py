@@ -140,11 +140,13 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600
-# Periodic tasks (Celery beat). The task modules declare the same entries; keeping them here too
-# means beat schedules them even before it has imported those modules.
+# Periodic tasks (Celery beat): the one schedule (the task modules declare none). A periodic task
+# that waited longer than its period is useless (the next one is queued): each expires after one.
 CELERY_BEAT_SCHEDULE = {
     "fleet-sweep": {"task": "workers.fleet.sweep", "schedule": float(env.int("FLEET_SWEEP_SECONDS", default=10)),
                     "options": {"queue": "default", "expires": env.int("FLEET_SWEEP_SECONDS", default=10)}},
+    "reconcile": {"task": "workers.fleet.reconcile", "schedule": float(env.int("RECONCILE_SECONDS", default=30)),
+                  "options": {"queue": "default", "expires": env.int("RECONCILE_SECONDS", default=30)}},
     "run-retention": {"task": "workers.run_tasks.apply_run_retention", "schedule": 3600.0,
                       "options": {"queue": "default", "expires": 3600}},
 }
@@ -237,6 +239,13 @@ LIVE_SAMPLES_PER_STEP = env.int("LIVE_SAMPLES_PER_STEP", default=8)
 RUN_GPU_QUEUES = env.list("RUN_GPU_QUEUES", default=["gpu.1", "gpu.8"])
 RUN_RETENTION_DAYS = env.int("RUN_RETENTION_DAYS", default=0)  # 0 = keep finished runs' files forever
 FLEET_SWEEP_SECONDS = env.int("FLEET_SWEEP_SECONDS", default=10)
+# The reconciler (webapp/reconcile.py): a QUEUED run or PENDING ingest unclaimed this long has its task
+# sent again (then after 2x, 4x ... up to the max back-off); an ingest INGESTING this long after its
+# upload is failed.
+RECONCILE_SECONDS = env.int("RECONCILE_SECONDS", default=30)
+RECONCILE_AFTER_SECONDS = env.int("RECONCILE_AFTER_SECONDS", default=120)
+RECONCILE_MAX_BACKOFF_SECONDS = env.int("RECONCILE_MAX_BACKOFF_SECONDS", default=3600)
+INGEST_DEADLINE_SECONDS = env.int("INGEST_DEADLINE_SECONDS", default=6 * 3600)
 REVIEW_RESERVATION_SECONDS = env.int("REVIEW_RESERVATION_SECONDS", default=300)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=300)

@@ -1,16 +1,13 @@
-"""Celery tasks: fleet. The periodic sweeper (Celery beat), and the worker's heartbeat thread
-wired to the worker's life cycle (this module is imported by every worker, so the signals are
-connected wherever a worker runs)."""
+"""Celery tasks: fleet. The periodic sweeper and reconciler (Celery beat: their schedule is the one
+in settings.CELERY_BEAT_SCHEDULE), and the worker's heartbeat thread wired to the worker's life
+cycle (this module is imported by every worker, so the signals are connected wherever a worker runs)."""
 
 from __future__ import annotations
 
 from celery import signals
-from django.conf import settings
 
 from workers import heartbeat
 from workers.celery import app
-
-SWEEP_SECONDS = float(getattr(settings, "FLEET_SWEEP_SECONDS", 10))
 
 
 @app.task(name="workers.fleet.sweep", ignore_result=False)
@@ -21,15 +18,12 @@ def sweep() -> dict:
     return services.sweep()
 
 
-app.conf.beat_schedule = {
-    **(app.conf.beat_schedule or {}),
-    "fleet-sweep": {
-        "task": "workers.fleet.sweep",
-        "schedule": SWEEP_SECONDS,
-        # A sweep that waited longer than one period is useless: the next one is already queued.
-        "options": {"queue": "default", "expires": SWEEP_SECONDS},
-    },
-}
+@app.task(name="workers.fleet.reconcile", ignore_result=False)
+def reconcile() -> dict:
+    """Unclaimed QUEUED runs / PENDING ingests -> their tasks sent again; stuck ingests -> FAILED."""
+    from webapp.reconcile import reconcile as run_reconcile
+
+    return run_reconcile()
 
 
 @signals.worker_ready.connect

@@ -29,13 +29,3 @@ def apply_run_retention() -> dict:
     from webapp.runs.services import apply_retention
 
     return apply_retention()
-
-
-app.conf.beat_schedule = {
-    **(app.conf.beat_schedule or {}),
-    "run-retention": {
-        "task": "workers.run_tasks.apply_run_retention",
-        "schedule": 3600.0,
-        "options": {"queue": "default", "expires": 3600},
-    },
-}
