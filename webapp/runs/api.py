@@ -92,4 +92,7 @@ def runs_api(request):
         return _error("invalid config", errors=[{"field": e.field, "reason": e.reason} for e in errors])
     except (TypeError, ValueError) as exc:
         return _error(f"invalid config: {exc}")
-    return JsonResponse(run_summary(run), status=201)
+    summary = run_summary(run)
+    if getattr(run, "enqueue_error", ""):  # saved and QUEUED; the reconciler sends it once the broker is back
+        summary["warning"] = run.enqueue_error
+    return JsonResponse(summary, status=201)

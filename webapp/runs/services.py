@@ -77,11 +77,29 @@ def run_dir_for(run: Run) -> Path:
     return Path(settings.RUNS_ROOT) / f"run-{run.pk}"
 
 
+def queue_down_message() -> str:
+    after = int(getattr(settings, "RECONCILE_AFTER_SECONDS", 120))
+    return ("The task broker (Redis) is unreachable, so no worker has this run yet. It stays queued and is sent "
+            f"automatically once the broker is back (queued runs no worker has claimed after {after} s are sent again).")
+
+
 def _enqueue(run: Run) -> None:
+    """Send the run's task after commit. When the broker is down the run stays QUEUED, the reconciler
+    (webapp/reconcile.py) sends it again later, and `run.enqueue_error` says so for the page."""
     from webapp import taskqueue
 
     run_id, queue = run.pk, run.queue
-    transaction.on_commit(lambda: taskqueue.send(taskqueue.RUN_SPELL, [run_id], queue))
+    run.enqueue_error = ""
+
+    def send() -> None:
+        try:
+            taskqueue.send(taskqueue.RUN_SPELL, [run_id], queue, retry=True,
+                           retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
+        except Exception as exc:  # kombu OperationalError, redis ConnectionError, ...: not a 500
+            log.error("could not queue run %s on %s: %s", run_id, queue, exc)
+            run.enqueue_error = queue_down_message()
+
+    transaction.on_commit(send)
 
 
 def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfig, preset: str, queue: str,
@@ -230,7 +248,11 @@ def resume(run: Run) -> str:
             _enqueue(run)
             _after_commit_publish(run.pk)
             where = f"from checkpoint {latest_checkpoint(run)}" if latest_checkpoint(run) else "from the start (no checkpoint yet)"
-            return f"Resumed {where}: queued on {run.queue}."
+            message = f"Resumed {where}: queued on {run.queue}."
+        else:
+            message = ""
+    if message:  # after the commit: the task has been sent, or enqueue_error says why not
+        return f"{message} {run.enqueue_error}" if run.enqueue_error else message
     run.refresh_from_db()
     raise RunActionError(f"Only a paused, failed or lost run can be resumed (this one is {run.get_state_display().lower()}).")
 

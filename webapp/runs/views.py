@@ -55,7 +55,10 @@ def run_new(request):
             except ConfigError as exc:  # the form validated; a change in between still gets a message
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"Run “{run.name}” queued on {run.queue}.")
+                if getattr(run, "enqueue_error", ""):  # saved, but the broker is down: the reconciler sends it
+                    messages.warning(request, f"Run “{run.name}” is saved as queued on {run.queue}. {run.enqueue_error}")
+                else:
+                    messages.success(request, f"Run “{run.name}” queued on {run.queue}.")
                 return redirect("runs:detail", pk=run.pk)
     else:
         initial, config = {"preset": request.GET.get("preset", "cpu-demo")}, None
