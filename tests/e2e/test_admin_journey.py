@@ -23,6 +23,7 @@ def admin_user(transactional_db):
 
 def test_an_admin_manages_the_fleet_teams_users_and_models(live_stack, admin_user, page, screenshots, tmp_path):
     server, worker = live_stack
+    page.on("dialog", lambda dialog: dialog.accept())  # Drain asks first
     log_in(page, server.url, "ada", "a-long-pass-phrase")
 
     # The fleet page shows the worker this test started, online, with its queues.

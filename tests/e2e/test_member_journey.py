@@ -90,6 +90,7 @@ def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(l
     page.goto(server.url + "/runs/new?preset=cpu-demo")
     page.fill("input[name=name]", "journey")
     page.select_option("select[name=model_entry]", label="tiny-random")
+    page.click("#open-all-sections")  # the form opens with the essentials only
     for name, value in FAST_KNOBS.items():
         page.fill(f"[name={name}]", value)
     page.uncheck("input[name=eval__at_start]")
@@ -108,6 +109,11 @@ def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(l
     first_step = [text for text, done in lines if done.strip() == "0" and text.startswith("Step 1 in progress: ")]
     assert len(first_step) >= 2, lines
     assert any(re.search(r": (questioner|responder|verifier) \d+/\d+ sequences", text) for text in first_step), lines
+    # After one step a chart shows its point as a marker, and the header shows the curriculum stage.
+    page.wait_for_function("document.querySelectorAll('#dash-charts .dash-chart:not([hidden]) .point').length > 0",
+                           timeout=60_000)
+    badge = page.locator("#run-stage")
+    assert badge.is_visible() and re.search(r"stage \d+ / \d+", badge.inner_text()), badge.inner_text()
     page.screenshot(path=str(screenshots / "member-run-live.png"), full_page=True)
 
     # Pause: the process checkpoints and exits; resume continues from that checkpoint.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -68,8 +69,9 @@ def test_it_labels_a_queue_with_the_keyboard_alone(live_server, queue):
                 page.keyboard.press("Enter")  # nothing chosen yet: a hint, no submission
                 expect(page.locator("#label-hint")).to_have_text("Choose 1, 2 or 3 first.")
                 page.keyboard.press(key)
-                expect(page.locator(f".choices label[data-key='{key}']")).to_have_class("selected")
-                page.keyboard.press("Enter")
+                expect(page.locator(f".choices label[data-key='{key}']")).to_have_class(re.compile("selected"))
+                # Shift+Enter labels and stays (plain Enter labels and opens the next item).
+                page.keyboard.press("Shift+Enter")
                 expect(page.locator("#verdict")).to_be_visible()
                 expect(page.locator("#my-label")).to_have_text(["Not equivalent", "Equivalent", "Unsure"][n])
                 if n == 0:
