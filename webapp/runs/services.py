@@ -77,6 +77,18 @@ def run_dir_for(run: Run) -> Path:
     return Path(settings.RUNS_ROOT) / f"run-{run.pk}"
 
 
+def claim_run_dir(run: Run) -> Path:
+    """The new run's folder, empty. A folder already there under its name belongs to another run
+    (a database reset or restored while RUNS_ROOT was kept): the worker would resume from its
+    checkpoint, so it is moved aside (`run-N.stale-<time>`, nothing deleted) and the move logged."""
+    folder = run_dir_for(run)
+    if folder.exists():
+        aside = folder.with_name(f"{folder.name}.stale-{timezone.now():%Y%m%d-%H%M%S}-{run.created_at:%f}")
+        folder.rename(aside)
+        log.warning("run %s: %s already existed (another run's folder); moved it to %s", run.pk, folder, aside)
+    return folder
+
+
 def queue_down_message() -> str:
     after = int(getattr(settings, "RECONCILE_AFTER_SECONDS", 120))
     return ("The task broker (Redis) is unreachable, so no worker has this run yet. It stays queued and is sent "
@@ -119,7 +131,7 @@ def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfi
             queue=queue, state=Run.State.QUEUED, queued_at=timezone.now(), created_by=user, cloned_from=cloned_from,
             audit=audit or {},
         )
-        run.run_dir = str(run_dir_for(run))
+        run.run_dir = str(claim_run_dir(run))
         run.save(update_fields=["run_dir"])
         run.eval_sets.set(eval_sets)
         _enqueue(run)

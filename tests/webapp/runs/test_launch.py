@@ -209,3 +209,22 @@ def test_every_config_section_has_a_titled_place_in_the_form_and_the_run_page():
     from webapp.runs.forms import SECTIONS
 
     assert set(RunConfig().to_dict()) <= set(SECTIONS)
+
+
+def test_a_folder_left_under_the_new_runs_name_is_moved_aside_not_resumed(run, settings, tmp_path):
+    """A database reset while RUNS_ROOT was kept: run #N's folder from before would be resumed
+    (its checkpoint) by the new run #N. It is moved aside whole."""
+    from webapp.runs.services import claim_run_dir, run_dir_for
+
+    settings.RUNS_ROOT = tmp_path / "runs"
+    old = run_dir_for(run)
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "checkpoints" / "latest").write_text("step-000007\n")
+
+    folder = claim_run_dir(run)
+
+    assert folder == old and not folder.exists()
+    (aside,) = [p for p in old.parent.iterdir() if p != old]
+    assert aside.name.startswith(f"{old.name}.stale-")
+    assert (aside / "checkpoints" / "latest").read_text() == "step-000007\n"  # nothing deleted
+    assert claim_run_dir(run) == old  # no folder: nothing to move
