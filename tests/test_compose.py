@@ -36,9 +36,12 @@ def test_it_reserves_gpus_for_the_gpu_worker_on_a_hardware_queue(compose):
     assert gpu["build"]["target"] == "gpu"
 
 
-def test_it_gives_the_cpu_worker_the_default_and_cpu_queues(compose):
-    cmd = compose["services"]["worker-cpu"]["command"]
-    assert cmd[cmd.index("-Q") + 1] == "default,cpu"
+def test_housekeeping_has_its_own_worker_apart_from_training(compose):
+    cpu = compose["services"]["worker-cpu"]["command"]
+    assert cpu[cpu.index("-Q") + 1] == "cpu"
+    default = compose["services"]["worker-default"]["command"]
+    assert default[default.index("-Q") + 1] == "default" and default[default.index("--concurrency") + 1] == "1"
+    assert "/data/runs" in {v.split(":")[1] for v in compose["services"]["worker-default"]["volumes"]}  # ingest writes there
 
 
 def test_it_shares_run_and_model_volumes(compose):

@@ -1,7 +1,8 @@
 """`make run`: the whole product on one machine, in the foreground.
 
 Order: settings -> Redis (embedded when REDIS_URL is unset) -> database + migrations -> default model
--> first admin -> sample corpus -> Daphne, a Celery worker (queues default,cpu) and Celery beat.
+-> first admin -> sample corpus -> Daphne, a Celery worker for runs (queue cpu), one for housekeeping
+(queue default: ingest, sweeper, reconciler, retention) and Celery beat.
 Ctrl-C stops everything this started, in reverse order.
 """
 
@@ -155,8 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
         python = sys.executable
         children.start("web", [python, "-m", "daphne", "-b", args.host, "-p", str(args.port), "webapp.asgi:application"], env)
-        children.start("worker", [python, "-m", "celery", "-A", "workers", "worker", "-Q", "default,cpu",
+        # Training gets its own two slots; ingest, the sweeper, the reconciler and retention get
+        # theirs, so housekeeping never waits behind two long CPU runs.
+        children.start("worker", [python, "-m", "celery", "-A", "workers", "worker", "-Q", "cpu",
                                   "--concurrency", "2", "--loglevel", "INFO", "-n", "local@%h"], env)
+        children.start("housekeeping", [python, "-m", "celery", "-A", "workers", "worker", "-Q", "default",
+                                        "--concurrency", "1", "--loglevel", "INFO", "-n", "housekeeping@%h"], env)
         children.start("beat", [python, "-m", "celery", "-A", "workers", "beat", "--loglevel", "WARNING",
                                 "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")], env)
         say(f"SPELL Studio is up: http://{args.host}:{args.port}/  (Ctrl-C stops everything)")
