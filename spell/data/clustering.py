@@ -15,6 +15,7 @@ meaning, as the paper clusters them, rather than by shared words.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -161,14 +162,34 @@ def _fresh_ids(prefix: str, taken: set[str]) -> Callable[[], str]:
 
 
 def cluster_documents(texts: Sequence[str], given: Sequence[str | None] | None = None,
-                      options: ClusterOptions = ClusterOptions()) -> Clustering:
-    """Assign every document to a cluster. `given[i]` is the cluster the file named, or None."""
+                      options: ClusterOptions = ClusterOptions(),
+                      on_progress: Callable[[str, int, int], None] | None = None) -> Clustering:
+    """Assign every document to a cluster. `given[i]` is the cluster the file named, or None.
+    `on_progress(stage, done, total)`: ("embed", documents embedded, documents) after every batch
+    of the embedder (when there is one), then ("cluster", 0, 1) as k-means starts."""
     with threadpool_limits(limits=options.blas_threads):
-        return _cluster(texts, given, options)
+        return _cluster(texts, given, options, on_progress)
+
+
+def _embed(texts: Sequence[str], options: ClusterOptions, on_progress) -> np.ndarray:
+    embedder = options.embedder
+    if on_progress is None:
+        return embedder(texts)
+    on_progress("embed", 0, len(texts))
+    try:
+        accepts = "on_progress" in inspect.signature(embedder).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        vectors = embedder(texts, on_progress=lambda done, total: on_progress("embed", done, total))
+    else:  # an embedder without a progress callback: one step
+        vectors = embedder(texts)
+        on_progress("embed", len(texts), len(texts))
+    return vectors
 
 
 def _cluster(texts: Sequence[str], given: Sequence[str | None] | None,
-             options: ClusterOptions) -> Clustering:
+             options: ClusterOptions, on_progress=None) -> Clustering:
     if options.min_size < 1 or options.target_size < options.min_size:
         raise ValueError("need 1 <= min_size <= target_size")
     given = list(given) if given is not None else [None] * len(texts)
@@ -184,7 +205,12 @@ def _cluster(texts: Sequence[str], given: Sequence[str | None] | None,
     for index, name in enumerate(given):
         (named.setdefault(name, []) if name is not None else free).append(index)
 
-    vectors = normalize(np.asarray(options.embedder(texts), dtype=np.float32)) if options.embedder else _reduce(matrix, options)
+    if options.embedder is not None:
+        vectors = normalize(np.asarray(_embed(texts, options, on_progress), dtype=np.float32))
+    if on_progress is not None:
+        on_progress("cluster", 0, 1)
+    if options.embedder is None:
+        vectors = _reduce(matrix, options)
     new_groups: list[list[int]] = []
     if free and named and len(free) < options.min_size:
         # Too few to form a set of their own: each joins the named cluster it resembles most.

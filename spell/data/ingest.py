@@ -24,7 +24,10 @@ from spell.data.numeric import NumericThresholds, given_cluster_flag, is_numeric
 from spell.data.readers import FileError, RawDocument, ReaderLimits, Source, expand_sources, read_sources
 
 ProgressCallback = Callable[[str, int, int], None]
+# Every ingest's stages, in order; with an embedding model (ClusterOptions.embedder) "embed"
+# (documents embedded / documents, after every batch) comes between "numeric" and "cluster".
 STAGES = ("read", "normalize", "dedup", "tokens", "numeric", "cluster")
+EMBED_STAGE = "embed"
 # Token length histogram edges; the last bin is open-ended.
 HISTOGRAM_EDGES = (0, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
@@ -120,16 +123,20 @@ class IngestResult:
 
 
 class _Progress:
-    """Reports at most ~100 times per stage, plus the first and last item."""
+    """Reports at most ~100 times per stage (each time 1% more is done), plus the first and last
+    item."""
 
     def __init__(self, callback: ProgressCallback | None):
         self._callback = callback
 
     def stage(self, name: str, total: int) -> Callable[[int], None]:
         step = max(1, total // 100)
+        last = 0
 
         def report(done: int) -> None:
-            if self._callback is not None and (done == total or done % step == 0):
+            nonlocal last
+            if self._callback is not None and (done == total or done - last >= step):
+                last = done
                 self._callback(name, done, total)
 
         if self._callback is not None:
@@ -285,11 +292,19 @@ def ingest(
         numeric_document.append(profile_text(candidate.text, options.numeric).is_numeric)
         report_numeric(done)
 
-    # cluster
-    report_cluster = tracker.stage("cluster", 1)
-    clustering = cluster_documents([c.text for c in kept], [c.raw.cluster for c in kept], options.clustering)
+    # embed (with an embedding model) and cluster
+    reporters: dict[str, Callable[[int], None]] = {}
+
+    def clustering_progress(stage: str, done: int, total: int) -> None:
+        if stage not in reporters:
+            reporters[stage] = tracker.stage(stage, total)  # reports (stage, 0, total)
+        if done:
+            reporters[stage](done)
+
+    clustering = cluster_documents([c.text for c in kept], [c.raw.cluster for c in kept], options.clustering,
+                                   on_progress=clustering_progress if kept else None)
     notes.extend(clustering.notes)
-    report_cluster(1)
+    clustering_progress("cluster", 1, 1)
 
     clusters: list[Cluster] = []
     cluster_numeric: dict[str, bool] = {}

@@ -193,3 +193,18 @@ def test_ingest_does_not_import_django():
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                cwd=Path(__file__).resolve().parents[3])
     assert completed.returncode == 0, completed.stderr
+
+
+def test_with_an_embedding_model_the_embed_stage_reports_documents_embedded(tmp_path: Path):
+    from spell.data.embeddings import Embedder
+    from tests.spell.data.tiny_embedder import make_embedding_folder
+
+    embedder = Embedder(make_embedding_folder(tmp_path / "tiny"), batch_size=4)
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": varied_text(i)}) + "\n" for i in range(10)))
+    events = []
+    ingest([tmp_path / "docs.jsonl"], options=IngestOptions(clustering=ClusterOptions(target_size=5, embedder=embedder)),
+           progress=lambda *event: events.append(event))
+
+    stages = [s for i, (s, _, _) in enumerate(events) if i == 0 or events[i - 1][0] != s]
+    assert stages == [*STAGES[:-1], "embed", "cluster"]
+    assert [e for e in events if e[0] == "embed"] == [("embed", 0, 10), ("embed", 4, 10), ("embed", 8, 10), ("embed", 10, 10)]
