@@ -28,11 +28,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-STATE_FILE = "state.json"
-MODEL_DIR = "model"
-LATEST = "latest"
+# The layout's names and the rule for "complete" and "latest" live in spell/rundir.py (torch-free,
+# shared with the worker and the web app); re-exported here for the loop and the tests.
+from spell.rundir import (  # noqa: F401 - re-exported
+    LATEST,
+    MODEL_DIR,
+    STATE_FILE,
+    checkpoint_name,
+    is_complete,
+    latest_checkpoint,
+    list_checkpoints,
+)
+from spell.rundir import CHECKPOINT_PREFIX as _PREFIX
+
 STATE_VERSION = 1
-_PREFIX = "step-"
 _SCRATCH = ".incomplete-"
 
 
@@ -112,44 +121,6 @@ def _text_to_bytes(text: str) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- listing
-
-
-def checkpoint_name(step: int) -> str:
-    return f"{_PREFIX}{step:06d}"
-
-
-def is_complete(path: Path) -> bool:
-    """Complete = renamed into place (not a scratch folder) with a readable state and a model."""
-    if not path.is_dir() or not path.name.startswith(_PREFIX):
-        return False
-    if not (path / MODEL_DIR / "config.json").is_file():
-        return False
-    try:
-        json.loads((path / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def list_checkpoints(root: Path | str) -> list[Path]:
-    """Complete checkpoints under `root`, oldest step first; partial ones are skipped."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if is_complete(p)]
-    return sorted(found, key=lambda p: p.name)
-
-
-def latest_checkpoint(root: Path | str) -> Path | None:
-    """What `latest` names if that checkpoint is complete, else the newest complete one."""
-    root = Path(root)
-    pointer = root / LATEST
-    if pointer.is_file():
-        named = root / pointer.read_text().strip()
-        if is_complete(named):
-            return named
-    complete = list_checkpoints(root)
-    return complete[-1] if complete else None
 
 
 # --------------------------------------------------------------------------- save / load

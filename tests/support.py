@@ -86,3 +86,20 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def fake_checkpoint(run_dir, step: int, *, weights: bytes = b"\0" * 1024, latest: bool = True):
+    """A checkpoint folder complete by spell/rundir.py's rule (model/config.json and state.json),
+    without training anything; `latest` points at it. Returns its model/ folder."""
+    import json as _json
+
+    from spell import rundir
+
+    folder = Path(run_dir) / rundir.CHECKPOINTS / rundir.checkpoint_name(step)
+    (folder / rundir.MODEL_DIR).mkdir(parents=True, exist_ok=True)
+    (folder / rundir.MODEL_DIR / "config.json").write_text(_json.dumps({"model_type": "qwen2", "step": step}))
+    (folder / rundir.MODEL_DIR / "model.safetensors").write_bytes(weights)
+    (folder / rundir.STATE_FILE).write_text(_json.dumps({"version": 1, "step": step}))
+    if latest:
+        (folder.parent / rundir.LATEST).write_text(folder.name + "\n")
+    return folder / rundir.MODEL_DIR

@@ -36,6 +36,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from spell import rundir
 from spell.train import EXIT_STARVED
 from webapp.runs.models import Run
 from webapp.storable import storable_text
@@ -44,10 +45,11 @@ from workers.relay import EventRelay
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
-CONFIG_NAME = "studio-config.json"  # the frozen config as the worker hands it over (the process writes config.json)
-CORPUS_NAME = "corpus.jsonl"
-EVAL_DIR = "eval"  # the run's evaluation sets, copied at the first attempt
-DECONTAMINATION_NAME = "decontamination.json"  # which corpus documents the snapshot left out, and why
+# The run folder's names (spell/rundir.py is the one contract for the three layers).
+CONFIG_NAME = rundir.STUDIO_CONFIG
+CORPUS_NAME = rundir.CORPUS
+EVAL_DIR = rundir.EVAL_DIR
+DECONTAMINATION_NAME = rundir.DECONTAMINATION
 LOG_TAIL_LINES = 30
 DB_ERRORS = (OperationalError, InterfaceError)
 DB_RETRY_SECONDS = 600  # how long a database outage is ridden out before the task gives up
@@ -196,7 +198,7 @@ def prepare_run_dir(run: Run) -> tuple[Path, Path]:
     attempt trains and evaluates on the same files) and the frozen config into the run directory;
     returns (config path, corpus path)."""
     root = Path(run.run_dir)
-    (root / "logs").mkdir(parents=True, exist_ok=True)
+    (root / rundir.LOGS).mkdir(parents=True, exist_ok=True)
     corpus_path = root / CORPUS_NAME
     paths = write_eval_sets(run, root / EVAL_DIR)
     if not corpus_path.exists():
@@ -234,15 +236,8 @@ def write_eval_sets(run: Run, folder: Path) -> list[str]:
 
 
 def resume_point(run_dir: Path) -> int | None:
-    """Step of OUT/checkpoints/latest, None when there is no complete checkpoint."""
-    marker = run_dir / "checkpoints" / "latest"
-    try:
-        name = marker.read_text().strip()
-        if not (marker.parent / name).is_dir():
-            return None
-        return int(name.rsplit("-", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    """Step of the run's latest complete checkpoint, None when there is none (spell/rundir.py)."""
+    return rundir.resume_step(run_dir)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -265,7 +260,7 @@ class Supervisor:
         self.poll_seconds = poll_seconds
         self.relay: EventRelay | None = None  # made by start() (it reads the run's stored offset)
         self.process: subprocess.Popen | None = None
-        self.log_path = self.root / "logs" / f"attempt-{self.attempt}.log"
+        self.log_path = rundir.attempt_log(self.root, self.attempt)
         self.sent: dict[str, float] = {}  # signal name -> when it was sent
         self.lost_ownership = False
         self.db_down_since: float | None = None
@@ -276,7 +271,7 @@ class Supervisor:
         return args + (["--resume"] if resume else [])
 
     def start(self) -> None:
-        self.relay = EventRelay(self.run.pk, self.root / "events.jsonl", attempt=self.attempt)
+        self.relay = EventRelay(self.run.pk, self.root / rundir.EVENTS, attempt=self.attempt)
         config_path, corpus_path = prepare_run_dir(self.run)
         step = resume_point(self.root)
         if self.attempt > 1:
@@ -286,6 +281,9 @@ class Supervisor:
             EventRelay.mark_superseded(self.run.pk, self.attempt, step if step is not None else -1)
             Run.objects.filter(pk=self.run.pk, attempt=self.attempt).update(last_step=step or 0)
         argv = self.argv(config_path, corpus_path, resume=step is not None)
+        # The fence: a process of an older attempt still alive (its worker lost the database for
+        # longer than the offline threshold) stops before its next write (spell/rundir.py).
+        rundir.claim(self.root, self.attempt)
         with open(self.log_path, "ab") as logf:
             report = self.root / DECONTAMINATION_NAME
             if self.attempt == 1 and report.exists():

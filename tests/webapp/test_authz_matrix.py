@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from tests.support import fake_checkpoint
 from tests.webapp.accounts.roles import make_people
 
 ROLES = ("anonymous", "admin", "owner", "outsider", "annotator")
@@ -173,9 +174,7 @@ class World:
         self.document = Document.objects.create(corpus=self.corpus, cluster=self.cluster, external_id="d1", text="Some text.")
         self.evalset = EvalSet.objects.create(team=p.team, name="A eval", status=EvalSet.Status.READY, created_by=p.owner)
         run_dir = tmp_path / "run"
-        (run_dir / "checkpoints" / "step-000001" / "model").mkdir(parents=True)
-        (run_dir / "checkpoints" / "step-000001" / "model" / "config.json").write_text("{}")
-        (run_dir / "checkpoints" / "latest").write_text("step-000001")
+        fake_checkpoint(run_dir, 1)
         self.run = Run.objects.create(team=p.team, name="A run", config={}, queue="cpu", state=Run.State.PAUSED,
                                       created_by=p.owner, run_dir=str(run_dir), queued_at=timezone.now())
         self.worker = Worker.objects.create(hostname="w1@matrix", queues=["cpu"], configured_queues=["cpu"],

@@ -84,6 +84,7 @@ def main() -> int:
             (ckpt / "model").mkdir(parents=True, exist_ok=True)
             (ckpt / "model" / "config.json").write_text(json.dumps({"step": step}))
             (ckpt / "model" / "model.safetensors").write_bytes(b"\0" * 1024)
+            (ckpt / "state.json").write_text(json.dumps({"version": 1, "step": step}))  # complete (spell/rundir.py)
             tmp = out / "checkpoints" / "latest.tmp"
             tmp.write_text(ckpt.name)
             tmp.replace(latest)

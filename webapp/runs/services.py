@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from spell import rundir
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset, with_overrides
 from webapp.corpora.models import EvalSet
 from webapp.runs.models import MetricPoint, ModelEntry, Run, RunEvent, Sample
@@ -305,28 +306,18 @@ def mark_lost(run: Run, reason: str = "") -> bool:
 
 
 def checkpoints(run: Run) -> list[dict[str, Any]]:
-    root = run.path / "checkpoints" if run.path else None
-    if not root or not root.is_dir():
+    """The run's complete checkpoints (spell/rundir.py: the rule a resume uses), oldest first."""
+    if not run.path:
         return []
     latest = latest_checkpoint(run)
-    out = []
-    for d in sorted(root.iterdir()):
-        if d.is_dir() and d.name.startswith("step-") and (d / "model").is_dir():
-            try:
-                step = int(d.name.split("-", 1)[1])
-            except ValueError:
-                continue
-            out.append({"name": d.name, "step": step, "latest": d.name == latest, "bytes": disk_usage(d)})
-    return out
+    return [{"name": d.name, "step": rundir.checkpoint_step(d.name), "latest": d.name == latest, "bytes": disk_usage(d)}
+            for d in rundir.list_checkpoints(run.path / rundir.CHECKPOINTS)]
 
 
 def latest_checkpoint(run: Run) -> str | None:
-    marker = run.path / "checkpoints" / "latest" if run.path else None
-    try:
-        name = marker.read_text().strip() if marker else ""
-    except OSError:
-        return None
-    return name if name and (marker.parent / name).is_dir() else None
+    """The checkpoint a resume continues from (None: from the start)."""
+    latest = rundir.latest_checkpoint(run.path / rundir.CHECKPOINTS) if run.path else None
+    return latest.name if latest is not None else None
 
 
 def checkpoint_model_dir(run: Run, name: str) -> Path:
@@ -334,7 +325,7 @@ def checkpoint_model_dir(run: Run, name: str) -> Path:
     names = {c["name"] for c in checkpoints(run)}
     if name not in names:
         raise ValueError(f"no checkpoint {name!r} in this run")
-    return run.path / "checkpoints" / name / "model"
+    return run.path / rundir.CHECKPOINTS / name / rundir.MODEL_DIR
 
 
 class _Sink:
@@ -439,7 +430,7 @@ def apply_retention(now=None) -> dict[str, int]:
         removed = 0
         for ckpt in checkpoints(run):
             if ckpt["name"] != latest and _safe_run_dir(run):
-                shutil.rmtree(run.path / "checkpoints" / ckpt["name"], ignore_errors=True)
+                shutil.rmtree(run.path / rundir.CHECKPOINTS / ckpt["name"], ignore_errors=True)
                 removed += 1
         if removed:
             runs += 1
@@ -452,7 +443,7 @@ def log_path(run: Run, attempt: int | None = None) -> Path | None:
     if not run.path:
         return None
     attempt = attempt or run.attempt
-    return run.path / "logs" / f"attempt-{attempt}.log" if attempt else None
+    return rundir.attempt_log(run.path, attempt) if attempt else None
 
 
 def log_tail(run: Run, max_bytes: int = 20000) -> str:

@@ -9,6 +9,8 @@ from django.conf import settings
 from webapp.runs import services
 from webapp.runs.models import Run
 
+from tests.support import fake_checkpoint
+
 
 def queued_tasks(queue="cpu") -> int:
     return redis.Redis.from_url(settings.REDIS_URL).llen(queue)
@@ -72,8 +74,7 @@ def test_it_does_not_cancel_a_finished_run(owner_client, run):
 
 def test_it_resumes_a_paused_run_as_a_new_queued_attempt(owner_client, run, django_capture_on_commit_callbacks):
     set_state(run, Run.State.PAUSED, attempt=1)
-    (run.path / "checkpoints" / "step-000004" / "model").mkdir(parents=True)
-    (run.path / "checkpoints" / "latest").write_text("step-000004")
+    fake_checkpoint(run.path, 4)
     redis.Redis.from_url(settings.REDIS_URL).delete("cpu")
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -10,15 +10,14 @@ from django.utils import timezone
 from webapp.runs import services
 from webapp.runs.models import Run, RunEvent
 
+from tests.support import fake_checkpoint
+
 
 @pytest.fixture
 def finished(run):
     Run.objects.filter(pk=run.pk).update(state=Run.State.SUCCEEDED, finished_at=timezone.now())
     for step in (1, 2, 3):
-        model = run.path / "checkpoints" / f"step-{step:06d}" / "model"
-        model.mkdir(parents=True)
-        (model / "weights").write_bytes(b"\0" * 1000)
-    (run.path / "checkpoints" / "latest").write_text("step-000003")
+        fake_checkpoint(run.path, step, weights=b"\0" * 1000)
     RunEvent.objects.create(run=run, seq=0, type="log", payload={})
     run.refresh_from_db()
     return run
@@ -28,7 +27,8 @@ def test_it_asks_for_confirmation_with_the_disk_usage(owner_client, finished):
     response = owner_client.get(f"/runs/{finished.pk}/delete")
 
     assert response.status_code == 200
-    assert response.context["disk_bytes"] == 3000 + len("step-000003")
+    files = [f for f in finished.path.rglob("*") if f.is_file()]
+    assert response.context["disk_bytes"] == sum(f.stat().st_size for f in files) > 3000  # the weights and the rest
     assert Run.objects.filter(pk=finished.pk).exists()
 
 
@@ -84,7 +84,8 @@ def test_retention_prunes_old_checkpoints_but_the_latest(finished, settings):
 
     assert result == {"runs": 1, "checkpoints": 2}
     assert [c["name"] for c in services.checkpoints(finished)] == ["step-000003"]
-    assert Run.objects.get(pk=finished.pk).disk_bytes == 1000 + len("step-000003")
+    left = [f for f in finished.path.rglob("*") if f.is_file()]
+    assert Run.objects.get(pk=finished.pk).disk_bytes == sum(f.stat().st_size for f in left)
 
 
 def test_retention_is_off_by_default(finished):

@@ -10,6 +10,8 @@ import pytest
 
 from webapp.runs.models import MetricPoint, ModelEntry, Run, Sample
 
+from tests.support import fake_checkpoint
+
 
 @pytest.fixture
 def metrics(run):
@@ -23,12 +25,8 @@ def metrics(run):
 
 @pytest.fixture
 def checkpoint(run):
-    model = run.path / "checkpoints" / "step-000002" / "model"
-    model.mkdir(parents=True)
-    (model / "config.json").write_text('{"model_type": "qwen2"}')
-    (model / "model.safetensors").write_bytes(b"\1" * 3000)
+    model = fake_checkpoint(run.path, 2, weights=b"\1" * 3000)
     (run.path / "checkpoints" / "step-000002" / "optimizer.pt").write_bytes(b"\0" * 100)
-    (run.path / "checkpoints" / "latest").write_text("step-000002")
     return model
 
 
@@ -101,8 +99,11 @@ def test_it_lists_checkpoints_with_sizes_on_the_page(owner_client, run, checkpoi
     response = owner_client.get(f"/runs/{run.pk}/")
 
     (c,) = response.context["checkpoints"]
-    assert (c["name"], c["step"], c["latest"], c["bytes"]) == ("step-000002", 2, True, 3000 + len('{"model_type": "qwen2"}') + 100)
-    assert response.context["disk_bytes"] == 3000 + 23 + 100 + len("step-000002")
+    folder = run.path / "checkpoints" / "step-000002"
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())  # weights, optimizer, configs
+    assert size > 3000 + 100
+    assert (c["name"], c["step"], c["latest"], c["bytes"]) == ("step-000002", 2, True, size)
+    assert response.context["disk_bytes"] == size + len("step-000002\n")  # and the `latest` pointer
 
 
 @pytest.mark.parametrize("path", ["metrics.csv", "metrics.json", "samples.jsonl", "checkpoints/step-000002.zip"])
