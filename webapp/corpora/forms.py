@@ -66,7 +66,17 @@ class CorpusUploadForm(TeamOwnedForm):
     clustering = forms.ChoiceField(
         choices=[("embeddings", "By meaning (all-MiniLM-L6-v2 sentence embeddings)"), ("tfidf", "By shared words (TF-IDF)")],
         initial="embeddings", required=False, label="Document sets",
-        help_text="How documents without a named set (cluster field) are grouped into sets: by meaning, as the paper does, or by words.")
+        help_text="How documents without a named set (cluster field) are grouped into sets: by meaning, as the paper does "
+                  "(the bundled all-MiniLM-L6-v2, or an embedding model an admin put under the model root or registered), "
+                  "or by words.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from webapp.corpora.services import embedding_choices
+
+        extra = [(c.value, f"By meaning ({c.name} sentence embeddings)") for c in embedding_choices()]
+        base = list(self.fields["clustering"].choices)
+        self.fields["clustering"].choices = base[:1] + extra + base[1:]
 
     def clean_files(self):
         files = self.cleaned_data["files"]
@@ -78,7 +88,10 @@ class CorpusUploadForm(TeamOwnedForm):
 
     def options(self) -> dict:
         options = {k: self.cleaned_data[k] for k in ("cluster_size", "dedup_threshold", "min_chars")}
-        return {**options, "clustering": self.cleaned_data.get("clustering") or "embeddings"}
+        choice = self.cleaned_data.get("clustering") or "embeddings"
+        if choice.startswith(("folder:", "model:")):  # one of embedding_choices(): the form checked it
+            return {**options, "clustering": "embeddings", "embedding_model": choice}
+        return {**options, "clustering": choice}
 
 
 class EvalSetUploadForm(TeamOwnedForm):

@@ -265,34 +265,121 @@ def ingest_options(options: dict):
         dedup=DedupOptions(threshold=float(options["dedup_threshold"])),
         clustering=ClusterOptions(target_size=int(options["cluster_size"]),
                                   min_size=min(ClusterOptions.min_size, int(options["cluster_size"])),
-                                  embedder=shared_embedder() if options["clustering"] == "embeddings" else None),
+                                  embedder=embedder_for(options) if options["clustering"] == "embeddings" else None),
     )
 
 
-_EMBEDDER = None
+# -- embedding models ------------------------------------------------------------------------
+# The corpus form offers the bundled all-MiniLM-L6-v2 and the embedding folders found under
+# MODEL_ROOT or registered by admins (ModelEntry); never a path typed in a form. The choice is
+# stored as "folder:<path relative to MODEL_ROOT>" or "model:<ModelEntry name>" and resolved again
+# (and checked again) when the ingest runs.
 
 
-def shared_embedder():
-    """One sentence-embedding model per process (loaded on its first use, kept for the next ingest)."""
-    global _EMBEDDER
-    if _EMBEDDER is None:
-        from spell.data.embeddings import MiniLM
+@dataclass(frozen=True)
+class EmbeddingChoice:
+    value: str  # "folder:<relative path>" or "model:<name>"
+    name: str
+    path: Path
+    trust_remote_code: bool = False
 
-        _EMBEDDER = MiniLM()
-    return _EMBEDDER
+
+def embedding_choices() -> list[EmbeddingChoice]:
+    """The embedding folders a corpus upload may use, besides the bundled model: registered models
+    whose local folder is an embedding folder, then the other embedding folders under MODEL_ROOT."""
+    from spell.data.embeddings import embedding_folder_problem, find_embedding_folders
+    from webapp.runs.models import ModelEntry
+
+    choices: list[EmbeddingChoice] = []
+    seen: set[Path] = set()
+    for entry in ModelEntry.objects.order_by("name"):
+        path = Path(entry.path)
+        if path.is_absolute() and embedding_folder_problem(path) is None:
+            choices.append(EmbeddingChoice(f"model:{entry.name}", entry.name, path, entry.trust_remote_code))
+            seen.add(path.resolve())
+    root = Path(settings.MODEL_ROOT)
+    for path in find_embedding_folders(root):
+        if path.resolve() not in seen:
+            relative = path.relative_to(root).as_posix()
+            choices.append(EmbeddingChoice(f"folder:{relative}", relative, path))
+    return choices
+
+
+def resolve_embedding_choice(value: str) -> EmbeddingChoice:
+    """The folder an upload chose (a value of embedding_choices()), checked again now; ValueError
+    naming the problem when it is no longer usable."""
+    from spell.data.embeddings import embedding_folder_problem
+    from webapp.runs.models import ModelEntry
+
+    kind, _, key = (value or "").partition(":")
+    if kind == "model":
+        entry = ModelEntry.objects.filter(name=key).first()
+        if entry is None:
+            raise ValueError(f"the embedding model {key!r} chosen at upload is no longer registered")
+        choice = EmbeddingChoice(value, entry.name, Path(entry.path), entry.trust_remote_code)
+    elif kind == "folder":
+        root = Path(settings.MODEL_ROOT).resolve()
+        path = (root / key).resolve()
+        if not key or PurePosixPath(key).is_absolute() or ".." in PurePosixPath(key).parts or not path.is_relative_to(root) \
+                or path == root:
+            raise ValueError(f"{key!r} is not a folder under the model root")
+        choice = EmbeddingChoice(value, key, path)
+    else:
+        raise ValueError(f"unknown embedding model {value!r}")
+    problem = embedding_folder_problem(choice.path)
+    if problem:
+        raise ValueError(f"the embedding model {choice.name!r} chosen at upload cannot be used: {problem}")
+    return choice
+
+
+def embedding_model_name(options: dict) -> str:
+    """The name the corpus page shows for the embedding model of these options."""
+    from spell.data.embeddings import BUNDLED_NAME
+
+    value = (options or {}).get("embedding_model") or ""
+    return value.partition(":")[2] or BUNDLED_NAME
+
+
+def embedder_for(options: dict):
+    """The embedder of the upload's choice: the bundled all-MiniLM-L6-v2, or a chosen folder."""
+    value = (options or {}).get("embedding_model") or ""
+    if not value:
+        return shared_embedder()
+    choice = resolve_embedding_choice(value)
+    return shared_embedder(choice.path, trust_remote_code=choice.trust_remote_code)
+
+
+_EMBEDDERS: dict[tuple[str, bool], Any] = {}
+_EMBEDDERS_KEPT = 2
+
+
+def shared_embedder(folder: Path | None = None, trust_remote_code: bool = False):
+    """One sentence-embedding model per folder and process (loaded on its first use, kept for the
+    next ingest; the two used last stay loaded). None: the bundled all-MiniLM-L6-v2."""
+    from spell.data.embeddings import Embedder, MiniLM
+
+    key = (str(folder) if folder is not None else "", trust_remote_code)
+    embedder = _EMBEDDERS.pop(key, None)
+    if embedder is None:
+        embedder = MiniLM() if folder is None else Embedder(folder, trust_remote_code=trust_remote_code)
+    _EMBEDDERS[key] = embedder  # most recent last
+    while len(_EMBEDDERS) > _EMBEDDERS_KEPT:
+        _EMBEDDERS.pop(next(iter(_EMBEDDERS)))
+    return embedder
 
 
 class ProgressRecorder:
     """The pipeline's progress callback: writes stage/done/total to the Corpus row, at most every
-    `interval` seconds (and at every stage change and stage end). Raises CorpusGone when the
-    corpus was deleted meanwhile, which stops the pipeline."""
+    `interval` seconds (and at every stage change and stage end): about two writes a second while
+    a stage such as "embed" reports every batch. Raises CorpusGone when the corpus was deleted
+    meanwhile, which stops the pipeline."""
 
-    def __init__(self, corpus: Corpus, interval: float = 0.3):
-        self.corpus, self.interval = corpus, interval
+    def __init__(self, corpus: Corpus, interval: float = 0.5, clock: Callable[[], float] = time.monotonic):
+        self.corpus, self.interval, self.clock = corpus, interval, clock
         self._last = (None, 0.0)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         last_stage, last_time = self._last
         if stage == last_stage and done < total and now - last_time < self.interval:
             return
@@ -345,9 +432,13 @@ def save_ingest_result(corpus: Corpus, result, tokenizer_note: str | None = None
         stats["notes"].insert(0, f"No model tokenizer: {tokenizer_note}.")
     stats["token_estimate"] = tokenizer_note is not None
     stats["text_bytes"] = sum(len(d.text.encode("utf-8")) for d in result.documents)
-    stats["dropped"] = [asdict(d) for d in result.dropped[:_DROPPED_KEPT]]
+    # Copies of evaluation text first, so their titles are listed however many duplicates there are.
+    listed = sorted(result.dropped, key=lambda d: d.reason != "contaminated")[:_DROPPED_KEPT]
+    stats["dropped"] = [asdict(d) for d in listed]
     stats["dropped_total"] = len(result.dropped)
     stats["clustering"] = {**DEFAULT_OPTIONS, **(corpus.options or {})}["clustering"]
+    if stats["clustering"] == "embeddings":
+        stats["embedding_model"] = embedding_model_name(corpus.options)
     with transaction.atomic():
         locked = Corpus.objects.select_for_update().filter(pk=corpus.pk).first()
         if locked is None:
@@ -417,7 +508,7 @@ def progress_payload(corpus: Corpus) -> dict:
     }
 
 
-INGEST_STAGES = ("queued", "tokenizer", "read", "normalize", "dedup", "tokens", "numeric", "cluster", "done")
+INGEST_STAGES = ("queued", "tokenizer", "read", "normalize", "dedup", "tokens", "numeric", "embed", "cluster", "done")
 
 
 # -- corpora: views' helpers -----------------------------------------------------------------

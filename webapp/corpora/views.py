@@ -25,7 +25,8 @@ DOCUMENTS_PER_PAGE = 25
 STAGE_LABELS = {
     "queued": "waiting for a worker", "tokenizer": "loading the tokenizer", "read": "reading the files",
     "normalize": "normalizing the text", "dedup": "dropping duplicates", "tokens": "counting tokens",
-    "numeric": "finding numeric documents", "cluster": "grouping into document sets", "done": "done",
+    "numeric": "finding numeric documents", "embed": "embedding the documents",
+    "cluster": "grouping into document sets", "done": "done",
 }
 
 

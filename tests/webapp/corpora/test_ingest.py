@@ -216,3 +216,31 @@ def test_a_corpus_leaves_out_documents_that_copy_the_teams_evaluation_sets(team,
     page = client.get(f"/corpora/{corpus.pk}/").content.decode()
     assert "1 dropped as copies of an evaluation set" in page
     assert "grouped by meaning: sentence embeddings" in page  # the default for an upload
+
+
+def test_the_titles_of_documents_dropped_as_evaluation_text_are_listed_before_other_drops(team, client, django_user_model,
+                                                                                       monkeypatch):
+    import json
+
+    from tests.webapp.corpora.files import SAMPLE_EVAL
+    from webapp.accounts.models import Membership
+    from workers.ingest_tasks import ingest_eval_set
+
+    monkeypatch.setattr(services, "_DROPPED_KEPT", 2)  # the page keeps 2 of the 4 dropped
+    path = SAMPLE_EVAL / "longbench_qa_sample.jsonl"
+    eval_set = services.create_eval_set_upload(team, "qa", upload(path.name, path.read_bytes()))
+    ingest_eval_set.apply(args=[eval_set.pk]).get()
+    context = json.loads(path.read_text().splitlines()[0])["context"]
+    planted = json.dumps({"text": "Copied for training. " + context[:2000], "title": "Planted copy"}) + "\n"
+    corpus = make_corpus(team, [upload("a.jsonl", jsonl(4) + jsonl(2) + "".join(
+        json.dumps({"text": "short", "title": "Short"}) + "\n" for _ in range(1)) + planted)])
+    services.run_ingest(corpus, tokenizer_loader=no_tokenizer)
+
+    corpus.refresh_from_db()
+    assert corpus.stats["dropped_total"] == 4  # 2 exact duplicates, 1 too short, 1 copy of the evaluation set
+    assert [d["title"] for d in corpus.stats["dropped"]] == ["Planted copy", "Short"]
+    user = django_user_model.objects.create_user("reader", password="pw-12345678")
+    Membership.objects.create(user=user, team=team, role=Membership.Role.MEMBER)
+    client.force_login(user)
+    page = client.get(f"/corpora/{corpus.pk}/").content.decode()
+    assert "<td>Planted copy</td>" in page and "contaminated" in page

@@ -42,6 +42,9 @@
     var count = box.querySelector(".count");
     var labelsNode = document.getElementById("stage-labels");
     var stageLabels = labelsNode ? JSON.parse(labelsNode.textContent) : {};
+    var embedBox = document.getElementById("embed-progress");
+    var embedBar = document.getElementById("embed-bar");
+    var embedCount = embedBox && embedBox.querySelector(".embed-count");
     var poll = function () {
       fetch(box.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
@@ -49,6 +52,15 @@
           if (fillBar) { fillBar.style.width = (100 * (s.overall || 0)).toFixed(1) + "%"; }
           if (stage && s.stage) { stage.textContent = stageLabels[s.stage] || s.stage; }
           if (count) { count.textContent = s.total ? "(" + s.done + " / " + s.total + ")" : ""; }
+          // The embedding stage has its own bar: documents embedded of all.
+          if (embedBox) {
+            embedBox.hidden = s.stage !== "embed";
+            if (s.stage === "embed" && embedBar) {
+              embedBar.max = s.total || 1; embedBar.value = s.done || 0;
+              embedBar.textContent = s.done + " / " + s.total;
+              if (embedCount) { embedCount.textContent = s.done + " / " + s.total; }
+            }
+          }
           if (s.finished) { window.location.reload(); } else { window.setTimeout(poll, 1000); }
         })
         .catch(function () { window.setTimeout(poll, 3000); });
