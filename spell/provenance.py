@@ -2,8 +2,8 @@
 
 Enough to say later which code, packages, prompts, data and settings produced a checkpoint:
 the code version (`git describe` when the code is a git checkout), the versions of the packages
-that change numbers, the seed, the prompt-template version, a hash of the corpus file and the
-resolved config.
+that change numbers, the seed, the prompt-template version, a hash of the corpus file (with what decontamination left
+out of it, when the worker checked it against the run's evaluation sets) and the resolved config.
 """
 
 from __future__ import annotations
@@ -68,6 +68,25 @@ def prompt_version() -> str | None:
     return str(PROMPT_VERSION)
 
 
+def corpus_provenance(corpus_path: str | os.PathLike) -> dict[str, Any]:
+    """The corpus file's path and sha256, and, when the worker's decontamination report
+    (spell/rundir.py DECONTAMINATION) lies beside it and is about this very file, what the
+    snapshot left out as copies of the run's evaluation sets: counts and the first 50 titles."""
+    from spell.rundir import DECONTAMINATION
+
+    sha256 = file_sha256(corpus_path)
+    entry: dict[str, Any] = {"path": str(corpus_path), "sha256": sha256}
+    try:
+        report = json.loads((Path(corpus_path).parent / DECONTAMINATION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return entry
+    if isinstance(report, dict) and report.get("corpus_sha256") == sha256:
+        from spell.data.decontam import report_summary
+
+        entry["decontamination"] = report_summary(report)
+    return entry
+
+
 def build_provenance(
     *,
     config: dict[str, Any],
@@ -85,9 +104,7 @@ def build_provenance(
         "packages": package_versions(),
         "seed": int(seed),
         "prompt_version": prompt_version(),
-        "corpus": None
-        if corpus_path is None
-        else {"path": str(corpus_path), "sha256": file_sha256(corpus_path)},
+        "corpus": None if corpus_path is None else corpus_provenance(corpus_path),
         "model_path": model_path,
         "attempt": int(attempt),
         "config": config,

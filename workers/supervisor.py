@@ -186,8 +186,12 @@ def write_corpus(corpus, path: Path, eval_paths: list[str] = ()) -> dict | None:
                                "evaluation sets: the corpus is mostly evaluation text. Choose other evaluation sets "
                                "or another corpus")
         tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
-        report = {"eval_sets": [Path(p).stem for p in eval_paths], "documents": len(kept) + len(dropped),
-                  "dropped": [json.loads(x)["id"] for x in dropped]}
+        from spell.data.decontam import launch_report
+        from spell.provenance import file_sha256
+
+        # ids of all, titles of the first 50, and which snapshot it is about (provenance.json quotes it)
+        report = launch_report([Path(p).stem for p in eval_paths], len(kept) + len(dropped),
+                               [json.loads(x) for x in dropped], corpus_sha256=file_sha256(tmp))
         (path.parent / DECONTAMINATION_NAME).write_text(json.dumps(report, indent=2))
     os.replace(tmp, path)
     return report

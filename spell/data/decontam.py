@@ -8,6 +8,11 @@ an item text shorter than n words is matched as a whole (its words in a row).
     index = EvalIndex.from_items(items)          # spell.data.evalsets.EvalItem
     index.contaminated(text) -> bool
     kept, dropped = decontaminate(records, items)  # CorpusRecord-like objects with .id and .text
+    launch_report(...) / report_summary(report)   # a run's OUT/decontamination.json and its summary
+
+The issue asked for MinHash-LSH (Jaccard 0.8, as the paper) here; a shared 13-word run is used
+instead: it also catches a short question or a paragraph copied into a long document, which a
+whole-document Jaccard misses (docs/benchmarks.md measures its recall on planted near-copies).
 """
 
 from __future__ import annotations
@@ -76,3 +81,28 @@ def decontaminate(records: Sequence[Any], items: Iterable[Any], n: int = N) -> t
     for record in records:
         (dropped if index.contaminated(record.text) else kept).append(record)
     return kept, dropped
+
+
+# -- the launch report (OUT/decontamination.json, spell/rundir.py) ---------------------------------
+
+TITLES_KEPT = 50  # titles listed in a report; the ids and the count are always complete
+
+
+def launch_report(eval_sets: Sequence[str], documents: int, dropped: Sequence[dict],
+                  corpus_sha256: str | None = None) -> dict:
+    """What a run's corpus snapshot left out: the evaluation sets checked, the documents before the
+    check, the ids of those dropped, the titles of the first TITLES_KEPT (the id where a document
+    has no title) and the sha256 of the snapshot written (so a reader knows which file it is about).
+    `dropped`: corpus records as dicts (id, title, ...)."""
+    return {"eval_sets": list(eval_sets), "documents": int(documents), "dropped": [d["id"] for d in dropped],
+            "dropped_titles": [d.get("title") or d["id"] for d in dropped[:TITLES_KEPT]],
+            **({"corpus_sha256": corpus_sha256} if corpus_sha256 else {})}
+
+
+def report_summary(report: dict) -> dict:
+    """A launch report for provenance and pages: counts and at most TITLES_KEPT titles (reports
+    written before titles were kept list ids)."""
+    dropped = list(report.get("dropped") or [])
+    titles = list(report.get("dropped_titles") or dropped)[:TITLES_KEPT]
+    return {"eval_sets": list(report.get("eval_sets") or []), "documents": int(report.get("documents") or 0),
+            "dropped": len(dropped), "dropped_titles": titles, "more_dropped": max(0, len(dropped) - len(titles))}

@@ -41,3 +41,20 @@ def test_write_json_atomic_leaves_no_temp_file(tmp_path):
     write_json_atomic(tmp_path / "a" / "p.json", {"k": 1})
     assert json.loads((tmp_path / "a" / "p.json").read_text()) == {"k": 1}
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["p.json"]
+
+
+def test_the_corpus_entry_quotes_the_decontamination_report_about_this_very_file(tmp_path):
+    from spell.data.decontam import TITLES_KEPT, launch_report
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"id": "d1", "text": "x", "cluster": "c"}\n')
+    dropped = [{"id": f"e{i}", "title": f"Copy {i}" if i % 2 else None} for i in range(60)]
+    report = launch_report(["towns-mc"], 61, dropped, corpus_sha256=file_sha256(corpus))
+    (tmp_path / "decontamination.json").write_text(json.dumps(report))
+
+    entry = build_provenance(config={}, seed=0, corpus_path=corpus)["corpus"]["decontamination"]
+    assert entry["dropped"] == 60 and entry["more_dropped"] == 10 and entry["documents"] == 61
+    assert entry["dropped_titles"][:3] == ["e0", "Copy 1", "e2"] and len(entry["dropped_titles"]) == TITLES_KEPT
+    # a report about another file (the corpus was rewritten since) is not quoted
+    corpus.write_text('{"id": "d2", "text": "y", "cluster": "c"}\n')
+    assert "decontamination" not in build_provenance(config={}, seed=0, corpus_path=corpus)["corpus"]

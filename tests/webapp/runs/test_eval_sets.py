@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from spell.evaluation import read_sets
+from spell.provenance import build_provenance, file_sha256
 from tests.webapp.corpora.files import upload
 from tests.webapp.runs.test_api import bearer, post, token  # noqa: F401 - the token fixture
 from tests.webapp.runs.test_launch import post_data
@@ -127,7 +128,14 @@ def test_the_corpus_snapshot_leaves_out_documents_that_copy_the_runs_evaluation_
     ids = [json.loads(line)["id"] for line in corpus_path.read_text().splitlines()]
     assert "planted" not in ids and len(ids) == 4
     report = json.loads((Path(run.run_dir) / "decontamination.json").read_text())
-    assert report == {"eval_sets": [f"towns-mc-{mc.pk}"], "documents": 5, "dropped": ["planted"]}
+    assert report == {"eval_sets": [f"towns-mc-{mc.pk}"], "documents": 5, "dropped": ["planted"],
+                      "dropped_titles": ["copy"], "corpus_sha256": file_sha256(corpus_path)}
+    # the run's provenance (written by the training process) and its page list the dropped titles
+    provenance = build_provenance(config={}, seed=0, corpus_path=corpus_path)
+    assert provenance["corpus"]["decontamination"] == {"eval_sets": [f"towns-mc-{mc.pk}"], "documents": 5, "dropped": 1,
+                                                       "dropped_titles": ["copy"], "more_dropped": 0}
+    page = owner_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Decontamination at launch: 1 of 5 corpus documents" in page and "<li>copy</li>" in page
 
 
 def test_a_run_whose_corpus_is_mostly_evaluation_text_is_refused_clearly(owner_client, team, model_entry):
