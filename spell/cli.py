@@ -7,7 +7,8 @@
     python -m spell prepare-model [--tiny] [--dest DIR]
 
 Exit codes (docs/architecture.md): 0 finished or paused, 2 bad input (one line on stderr, nothing
-in OUT lost or half-written), 143 cancelled by SIGTERM, anything else a crash. Progress goes to
+in OUT lost or half-written), 3 starved (no question in 5 steps), 4 superseded (a newer attempt owns
+OUT: spell/rundir.py), 143 cancelled by SIGTERM, anything else a crash. Progress goes to
 stderr: bars on a terminal, a line every --log-every seconds otherwise (a log file); the
 machine-readable record of a run is OUT/events.jsonl (its `progress` events included).
 
@@ -24,7 +25,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
-from spell.train import EXIT_CANCELLED, Cancelled
+from spell.events import Superseded
+from spell.train import EXIT_CANCELLED, EXIT_SUPERSEDED, Cancelled
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -109,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Cancelled:  # SIGTERM outside the training loop's own try block
         print("spell: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except Superseded as exc:  # the worker started a newer attempt in this run folder
+        print(f"spell {args.command}: stopped: {exc}", file=sys.stderr)
+        return EXIT_SUPERSEDED
     except Exception as exc:  # noqa: BLE001 - bad input becomes exit 2, the rest re-raises
         if _is_bad_input(exc):
             print(f"spell {args.command}: error: {_one_line(exc)}", file=sys.stderr)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from spell import rundir
+
 # 2: `progress` events; heartbeats moved out of the stream to OUT/heartbeat.json.
 SCHEMA_VERSION = 2
 # "heartbeat" stays readable: version-1 files carry them (a resumed old run, a stored run folder).
@@ -29,6 +31,12 @@ TRANSIENT_TYPES = ("progress",)
 # Event types whose numeric payload leaves are metric series, and the prefix each series gets: the
 # dashboard, the relay and the experiment trackers all name a metric this way.
 METRIC_PREFIX = {"metrics": "", "eval": "eval.", "stage": "stage."}
+
+
+class Superseded(BaseException):
+    """The run folder belongs to a newer attempt now (spell/rundir.py, the fence): this process
+    stops before writing anything more. A BaseException, like Cancelled, so no `except Exception`
+    on the way swallows it."""
 
 
 @dataclass(frozen=True)
@@ -154,11 +162,18 @@ class EventWriter:
                 continue
         return 0
 
+    def check_owner(self) -> None:
+        """Raise Superseded when another attempt claimed the run folder (spell/rundir.py)."""
+        held = rundir.owner(self.path.parent)
+        if held is not None and held != self.attempt:
+            raise Superseded(f"attempt {self.attempt}: the run folder {self.path.parent} belongs to attempt {held} now")
+
     def emit(self, type: str, payload: dict[str, Any] | None = None, *, step: int | None = None) -> Event | None:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
         if not self.enabled:
             return None
+        self.check_owner()  # a file read per event: cheap next to what an event reports
         with self._lock:
             if self._file is None:
                 raise ValueError("event writer is closed")
@@ -209,6 +224,8 @@ class EventWriter:
         self._heartbeat.start()
 
     def _write_heartbeat(self, started: float) -> None:
+        if not rundir.owns(self.path.parent, self.attempt):
+            return  # the newer attempt's beat is not ours to overwrite
         now = time.time()
         beat = {"time": round(now, 3), "uptime_s": round(now - started, 1), "pid": os.getpid(),
                 "step": self.step, "attempt": self.attempt}

@@ -37,6 +37,7 @@ from spell.evaluation import BadInput
 
 EXIT_CANCELLED = 143
 EXIT_STARVED = 3  # steps in a row without a single question: the run cannot learn (see train())
+EXIT_SUPERSEDED = 4  # a newer attempt owns the run folder (spell/rundir.py): this one stopped, writing nothing more
 STARVED_STEPS = 5
 
 
@@ -205,7 +206,8 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     import torch
 
     from spell import checkpoint as ckpt
-    from spell.events import EventWriter
+    from spell import rundir
+    from spell.events import EventWriter, Superseded
     from spell.loss import policy_loss
     from spell.models import load_model
     from spell.progress import Progress
@@ -262,6 +264,9 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     out = options.out
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        held = rundir.owner(out)
+        if held is not None and held != options.attempt:
+            raise Superseded(f"attempt {options.attempt}: the run folder {out} belongs to attempt {held}")
         write_json_atomic(out / "config.json", cfg.to_dict())
         write_json_atomic(
             out / "provenance.json",
@@ -395,6 +400,7 @@ def _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events) ->
     retention (newest K + best by eval), and tell the worker."""
     from spell import checkpoint as ckpt
 
+    events.check_owner()  # retention deletes checkpoints: never on behalf of a superseded attempt
     before = {p.name for p in ckpt.list_checkpoints(out / "checkpoints")}
     training_state = ckpt.TrainingState(
         step=step,

@@ -104,3 +104,16 @@ def test_a_disabled_writer_writes_nothing(tmp_path):
 
 def test_read_events_of_a_missing_file_is_empty(tmp_path):
     assert read_events(tmp_path / "nope.jsonl") == []
+
+
+def test_a_writer_stops_once_another_attempt_claims_the_folder(tmp_path):
+    from spell import rundir
+    from spell.events import Superseded
+
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path, attempt=1) as w:
+        w.emit("log", {"message": "mine"})
+        rundir.claim(tmp_path, 2)  # the worker started attempt 2 here
+        with pytest.raises(Superseded):
+            w.emit("log", {"message": "not any more"})
+    assert [e["payload"]["message"] for e in read_events(path)] == ["mine"]

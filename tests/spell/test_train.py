@@ -218,3 +218,27 @@ def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
     # the grammar makes every record readable: a question, and evidence quoted from the documents
     assert samples and all(s["question"] and s["evidence"] for s in samples)
     assert events[-1]["payload"]["message"] == "finished"
+
+
+def test_a_process_of_a_superseded_attempt_stops_before_its_next_write(tiny_path, corpus, tmp_path):
+    """The fence (spell/rundir.py): the worker claimed the folder for attempt 2 while attempt 1 still
+    runs. Attempt 1 stops at its next event or checkpoint and writes nothing more."""
+    from spell import rundir
+    from spell.events import Superseded
+
+    out = tmp_path / "run"
+    rundir.claim(out, 1)
+    events = _run(tiny_path, corpus, out, 1)
+    assert events and events[-1]["payload"]["message"] == "finished"
+    lines_before = (out / "events.jsonl").read_bytes()
+
+    rundir.claim(out, 2)  # attempt 2 took over; attempt 1 is started again (or still running)
+    with pytest.raises(Superseded):
+        _run(tiny_path, corpus, out, 2, resume=True, attempt=1)
+    assert (out / "events.jsonl").read_bytes() == lines_before  # not a line more
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-000001"
+
+    proc = subprocess.run(train_args(tiny_path, corpus, out, 2, "--resume", "--attempt", "1"), cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 4 and "belongs to attempt 2" in proc.stderr, proc.stderr[-2000:]
+    assert (out / "events.jsonl").read_bytes() == lines_before

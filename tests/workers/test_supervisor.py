@@ -140,6 +140,7 @@ def test_it_resumes_a_new_attempt_from_the_checkpoint_and_supersedes_later_steps
     run.refresh_from_db()
     assert (run.state, run.attempt) == ("SUCCEEDED", 2)
     assert "--resume" in (run.path / "logs" / "attempt-2.log").read_text()
+    assert (run.path / "attempt").read_text().strip() == "2"  # the fence names the attempt that owns the folder
     superseded = set(RunEvent.objects.filter(run=run, superseded=True).values_list("attempt", "step"))
     assert superseded == {(1, 3)}
     live_metric_steps = list(RunEvent.objects.filter(run=run, type="metrics", superseded=False)
