@@ -17,7 +17,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 PRODUCTION = env.bool("PRODUCTION", default=False)
-DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+# Off unless asked for (DEBUG=1): a first user of `make run` gets the product's own error pages, not
+# Django's technical ones (which list every URL pattern and the settings).
+DEBUG = env.bool("DEBUG", default=False)
 
 # var/ holds everything the embedded default writes; `make test` points it at var/test so tests
 # never share a database, a broker or a worker with a `make run` on the same checkout.
@@ -187,6 +189,10 @@ DEFAULT_MODEL_NAME = env.str("DEFAULT_MODEL_NAME", default="SmolLM2-135M-Instruc
 DEFAULT_MODEL_PATH = Path(env.str("DEFAULT_MODEL_PATH")) if env.str("DEFAULT_MODEL_PATH", default="") else None
 
 STATIC_URL = "/static/"
+# WhiteNoise serves the static files with DEBUG off too; outside production straight from the apps'
+# folders (no collectstatic step for `make run`), re-read on change when DEBUG is on.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "webapp" / "static"]
