@@ -73,7 +73,8 @@ RECORD_PROGRESS = """
 
 def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(live_stack, member, page, screenshots):
     server, _worker = live_stack
-    page.on("dialog", lambda dialog: dialog.accept())  # the page asks before it cancels
+    questions = []  # what the page asked before acting (cancel asks first)
+    page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     page.add_init_script(RECORD_PROGRESS)
     log_in(page, server.url, "mira", "a-long-pass-phrase")
 
@@ -139,6 +140,7 @@ def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(l
     page.goto(server.url + f"/runs/{copy.pk}/")
     page.click("button:has-text('Cancel')")
     page.wait_for_function("document.getElementById('run-state').textContent.trim() === 'Cancelled'")
+    assert any(q.startswith("Cancel run “journey copy”?") and "cannot be resumed" in q for q in questions), questions
 
     # Cancel from the run page.
     page.goto(server.url + f"/runs/{run.pk}/")

@@ -11,9 +11,9 @@ from tests.e2e.conftest import log_in
 from webapp.accounts.models import Membership, Team
 from webapp.bootstrap import SAMPLE_CORPUS
 from webapp.fleet.models import Worker
-from webapp.runs.models import ModelEntry
+from webapp.runs.models import ModelEntry, Run
 
-from tests.webapp.runs.factories import make_corpus
+from tests.webapp.runs.factories import make_corpus, make_run
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a-long-pass-phrase"
@@ -69,13 +69,20 @@ def test_a_member_goes_from_home_to_a_guided_run_form(live_server, world, page, 
 
 
 @pytest.mark.parametrize("width", [1400, 390])
-def test_no_page_is_wider_than_the_window(live_server, world, chromium, screenshots, width):
-    _team, corpus = world
+def test_no_page_is_wider_than_the_window(live_server, world, chromium, screenshots, width, settings, tmp_path):
+    team, corpus = world
+    # A run page with what once widened it: the log's long command line.
+    settings.RUNS_ROOT = tmp_path / "runs"
+    run = make_run(team, corpus, ModelEntry.objects.get(), state=Run.State.CANCELLED)
+    (run.path / "logs").mkdir(parents=True)
+    (run.path / "logs" / "attempt-1.log").write_text("$ python -m spell train " + " ".join(f"--set knob.{i}=value" for i in range(80)) + "\n")
+    Run.objects.filter(pk=run.pk).update(attempt=1)
     context = chromium.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
         log_in(page, live_server.url, "root", PASSWORD)
-        for path in ("/", "/runs/new", f"/corpora/{corpus.pk}/", "/corpora/", "/runs/", "/review/", "/fleet/", "/runs/999999/"):
+        for path in ("/", "/runs/new", f"/corpora/{corpus.pk}/", "/corpora/", "/runs/", f"/runs/{run.pk}/", "/review/",
+                     "/fleet/", "/runs/999999/"):
             page.goto(live_server.url + path)
             no_wider_than_the_window(page)
         if width == 390:
