@@ -65,6 +65,8 @@ def test_it_labels_a_queue_with_the_keyboard_alone(live_server, queue):
             page.keyboard.press("Enter")  # submits the login form
             for n, (key, item) in enumerate(zip(keys, items)):
                 expect(page.locator("#review-item")).to_have_attribute("data-item", str(item.pk))
+                # The page's keys work once its script has run (the DOM can be there before it).
+                expect(page.locator("#review-item")).to_have_attribute("data-keyboard", "on")
                 expect(page.locator("#verdict")).to_have_count(0)  # blind before the label
                 page.keyboard.press("Enter")  # nothing chosen yet: a hint, no submission
                 expect(page.locator("#label-hint")).to_have_text("Choose 1, 2 or 3 first.")
@@ -73,16 +75,19 @@ def test_it_labels_a_queue_with_the_keyboard_alone(live_server, queue):
                 # Shift+Enter labels and stays (plain Enter labels and opens the next item).
                 page.keyboard.press("Shift+Enter")
                 expect(page.locator("#verdict")).to_be_visible()
+                expect(page.locator("#review-item")).to_have_attribute("data-keyboard", "on")
                 expect(page.locator("#my-label")).to_have_text(["Not equivalent", "Equivalent", "Unsure"][n])
                 if n == 0:
                     page.screenshot(path=str(shots / "review.png"), full_page=True)
                 page.keyboard.press("j")
-            expect(page.locator("#review-empty")).to_be_visible()
+            expect(page.locator("#review-empty")).to_have_attribute("data-keyboard", "on")
             page.keyboard.press("k")  # back to the last labelled item, verdict shown
             expect(page.locator("#review-item")).to_have_attribute("data-item", str(items[-1].pk))
+            expect(page.locator("#review-item")).to_have_attribute("data-keyboard", "on")
             expect(page.locator("#verdict")).to_be_visible()
             page.keyboard.press("k")
             expect(page.locator("#review-item")).to_have_attribute("data-item", str(items[-2].pk))
+            expect(page.locator("#review-item")).to_have_attribute("data-keyboard", "on")
             page.keyboard.press("n")  # a note, then Enter changes the label and keeps the note
             page.keyboard.type("checked the charter")
             page.keyboard.press("Escape")

@@ -71,6 +71,8 @@
         case "n": case "N": if (note) { event.preventDefault(); note.focus(); } break;
       }
     });
+    // Keys pressed before this script ran did nothing; the flag says they now do (browser tests wait on it).
+    root.dataset.keyboard = "on";
   }
 
   // The "queue done" page: J checks again, K goes back to the last item.
@@ -80,6 +82,7 @@
       if (event.key === "j" || event.key === "J") window.location.reload();
       if ((event.key === "k" || event.key === "K") && root.dataset.prevUrl) window.location.assign(root.dataset.prevUrl);
     });
+    root.dataset.keyboard = "on";
   }
 
   // ------------------------------------------------------------------ run page panel
