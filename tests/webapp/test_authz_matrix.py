@@ -81,19 +81,19 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "accounts:set_admin": {"GET": S(405, 405, 405, 405, 405), "POST": S(302, 302, 403, 403, 403)},
     # corpora: members of the team (annotators and other teams: 404, no leak)
     "corpora:index": {"GET": S(302, 200, 200, 200, 200), "POST": S(405, 405, 405, 405, 405)},
-    "corpora:upload": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 400, 400, 400, 400)},
+    "corpora:upload": {"GET": S(302, 200, 200, 200, 403), "POST": S(302, 400, 400, 400, 403)},  # annotators: 403, why
     "corpora:detail": {"GET": S(302, 200, 200, 404, 404), "POST": S(405, 405, 405, 405, 405)},
     "corpora:status": {"GET": S(302, 200, 200, 404, 404), "POST": S(405, 405, 405, 405, 405)},
     "corpora:cluster": {"GET": S(302, 200, 200, 404, 404), "POST": S(405, 405, 405, 405, 405)},
     "corpora:document": {"GET": S(302, 200, 200, 404, 404), "POST": S(405, 405, 405, 405, 405)},
     "corpora:delete": {"GET": S(302, 200, 200, 404, 404), "POST": S(302, 302, 302, 404, 404)},
-    "corpora:evalset_upload": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 400, 400, 400, 400)},
+    "corpora:evalset_upload": {"GET": S(302, 200, 200, 200, 403), "POST": S(302, 400, 400, 400, 403)},
     "corpora:evalset_detail": {"GET": S(302, 200, 200, 404, 404), "POST": S(405, 405, 405, 405, 405)},
     "corpora:evalset_status": {"GET": S(302, 200, 200, 404, 404), "POST": S(405, 405, 405, 405, 405)},
     "corpora:evalset_delete": {"GET": S(302, 200, 200, 404, 404), "POST": S(302, 302, 302, 404, 404)},
     # runs: members of the team; other teams 404 (no leak), the team's annotators 403
     "runs:list": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 405, 405, 405, 405)},
-    "runs:new": {"GET": S(302, 200, 200, 200, 200), "POST": S(302, 200, 200, 200, 200)},
+    "runs:new": {"GET": S(302, 200, 200, 200, 403), "POST": S(302, 200, 200, 200, 403)},
     "runs:api_runs": {"GET": S(401, 200, 200, 200, 200), "POST": S(401, 400, 400, 400, 400)},  # token or session
     "runs:detail": {"GET": S(302, 200, 200, 404, 403), "POST": S(302, 405, 405, 405, 405)},
     "runs:cancel": {"GET": S(302, 405, 405, 405, 405), "POST": S(302, 302, 302, 404, 403)},

@@ -108,6 +108,17 @@ def test_the_run_list_and_corpora_index_hide_actions_from_an_annotator(client, p
     assert "New run" in as_(client, people.owner).get("/runs/").content.decode()
 
 
+@pytest.mark.parametrize("url, doing", [("/corpora/upload/", "Uploading a corpus"),
+                                        ("/corpora/evalsets/upload/", "Uploading an evaluation set"),
+                                        ("/runs/new", "Starting a run")])
+def test_an_annotator_who_opens_a_members_form_by_url_is_told_why_not(client, people, url, doing):
+    response = as_(client, people.annotator).get(url)
+
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert f"{doing} needs a member&#x27;s role in a team" in html and "<form" not in html.split("</header>")[-1]
+
+
 # --- error pages --------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,14 @@ def require_member(user, team: Team) -> None:
         raise PermissionDenied("You are not a member of this team.")
 
 
+def require_member_somewhere(user, doing: str) -> None:
+    """Pages that create a team's objects (upload, new run): an annotator-only user gets a 403 that
+    says why, not a form whose team list is empty."""
+    if not is_admin(user) and not member_teams(user).exists():
+        raise PermissionDenied(f"{doing} needs a member's role in a team; you review only. "
+                               "Ask a team admin to make you a member.")
+
+
 def admin_required(view):
     """For admin-only pages: anonymous -> login redirect, logged-in non-admin -> 403."""
     from django.contrib.auth.decorators import login_required

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from spell.data.numeric import NumericThresholds, profile_text
+from webapp.accounts.access import require_member_somewhere
 from webapp.corpora import services
 from webapp.corpora.forms import CorpusUploadForm, EvalSetUploadForm
 from webapp.corpora.markdown import is_markdown, render_markdown
@@ -77,6 +78,7 @@ def index(request):
 @require_http_methods(["GET", "POST"])
 @login_required
 def upload(request):
+    require_member_somewhere(request.user, "Uploading a corpus")
     form = CorpusUploadForm(request.POST or None, request.FILES or None, user=request.user)
     problems = []
     if request.method == "POST" and form.is_valid():
@@ -186,6 +188,7 @@ def delete(request, pk: int):
 @require_http_methods(["GET", "POST"])
 @login_required
 def evalset_upload(request):
+    require_member_somewhere(request.user, "Uploading an evaluation set")
     form = EvalSetUploadForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from spell.config import ConfigError, describe_fields
-from webapp.accounts.access import api_or_session_auth, member_teams, require_member, role_in
+from webapp.accounts.access import api_or_session_auth, member_teams, require_member, require_member_somewhere, role_in
 from webapp.runs import services
 from webapp.runs.forms import SECTIONS, RunForm, form_values, preset_values_json
 from webapp.runs.models import Run, Sample
@@ -38,6 +38,7 @@ def run_list(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def run_new(request):
+    require_member_somewhere(request.user, "Starting a run")
     source = None
     if request.method == "POST":
         form = RunForm(request.POST, user=request.user)
