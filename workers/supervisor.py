@@ -1,7 +1,7 @@
 """Supervise one attempt of a run: claim, prepare the run directory, launch the training process,
 relay its events, heartbeat, apply cancel / pause, and record how it ended.
 
-    supervise(run_id, hostname)   # called by the Celery task workers.run_tasks.run_spell
+    supervise(run_id, hostname)   # called by the Celery task workers.runs.supervise (workers/run_tasks.py)
 
 The contract with the process is docs/architecture.md "Process control": SIGTERM = cancel (SIGKILL
 after RUN_CANCEL_GRACE_SECONDS), SIGUSR1 = checkpoint and exit 0 (pause), `--resume` continues from
@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from spell import rundir
-from spell.train import EXIT_STARVED
+from spell.train import EXIT_STARVED, EXIT_SUPERSEDED
+from webapp.runs import lifecycle
 from webapp.runs.models import Run
-from webapp.storable import storable_text
 from workers.relay import EventRelay
 
 log = logging.getLogger(__name__)
@@ -131,35 +130,7 @@ def train_command() -> list[str]:
     return shlex.split(override) if override else [sys.executable, "-m", "spell", "train"]
 
 
-# --- claim and prepare ----------------------------------------------------------------------------
-
-
-def claim(run_id: int, hostname: str = "") -> Run | None:
-    """QUEUED -> RUNNING with a new attempt, only if exactly this one row changes (a redelivered
-    task, or a run cancelled while queued, finds nothing to claim)."""
-    now = timezone.now()
-    with transaction.atomic():
-        if over_team_quota(run_id):
-            return None
-        changed = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(
-            state=Run.State.RUNNING, attempt=F("attempt") + 1, worker_hostname=hostname[:255], started_at=now,
-            heartbeat_at=now, requested_action="", error="", finished_at=None, pid=None,
-        )
-    if changed != 1:
-        return None
-    return Run.objects.select_related("corpus").get(pk=run_id)
-
-
-def over_team_quota(run_id: int) -> bool:
-    """True when the run's team already has `concurrent_run_quota` runs RUNNING. Called inside the
-    claim's transaction with the team row locked, so two workers cannot both take the last slot."""
-    from webapp.accounts.models import Team
-
-    team_id = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).values_list("team_id", flat=True).first()
-    if team_id is None:
-        return False  # nothing to claim anyway
-    team = Team.objects.select_for_update().get(pk=team_id)
-    return Run.objects.filter(team_id=team_id, state=Run.State.RUNNING).count() >= team.concurrent_run_quota
+# --- prepare ----------------------------------------------------------------------------
 
 
 def write_corpus(corpus, path: Path, eval_paths: list[str] = ()) -> dict | None:
@@ -452,12 +423,8 @@ class Supervisor:
     def end(self, state: str, error: str = "") -> bool:
         from webapp.runs.services import disk_usage
 
-        changed = Run.objects.filter(pk=self.run.pk, state=Run.State.RUNNING, attempt=self.attempt).update(
-            state=state, error=storable_text(error), finished_at=timezone.now(), requested_action="", pid=None,
-            disk_bytes=disk_usage(self.root),
-        )
-        EventRelay.publish_state(self.run.pk)
-        return bool(changed)
+        Run.objects.filter(pk=self.run.pk, attempt=self.attempt).update(disk_bytes=disk_usage(self.root))
+        return lifecycle.end(self.run.pk, self.attempt, state, error)
 
     def log_lines(self) -> list[str]:
         try:
@@ -482,7 +449,7 @@ class Supervisor:
 
 def supervise(run_id: int, hostname: str = "", *, command: list[str] | None = None,
               poll_seconds: float = POLL_SECONDS) -> dict[str, Any]:
-    run = claim(run_id, hostname)
+    run = lifecycle.claim(run_id, hostname)
     if run is None:
         state = Run.objects.filter(pk=run_id).values_list("state", flat=True).first()
         if state == Run.State.QUEUED:  # not taken: the team is at its concurrent-run quota
@@ -492,9 +459,13 @@ def supervise(run_id: int, hostname: str = "", *, command: list[str] | None = No
         return {"run": run_id, "claimed": False, "state": state}
     sup = Supervisor(run, command=command, poll_seconds=poll_seconds)
     try:
-        EventRelay.publish_state(run_id)
         sup.start()
         rc = sup.loop()
+        if rc == EXIT_SUPERSEDED and not sup.lost_ownership:
+            # Fencing (spell/rundir.py): the process saw a newer attempt claim the run folder and stopped.
+            sup.lost_ownership = True
+            log.warning("run %s: attempt %s stopped itself: a newer attempt owns the run folder; recording nothing",
+                        run_id, sup.attempt)
         if sup.lost_ownership:
             return {"run": run_id, "claimed": True, "state": "lost-ownership", "rc": rc}
         state = sup.finish_retrying(rc)

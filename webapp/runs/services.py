@@ -25,6 +25,7 @@ from django.utils import timezone
 from spell import rundir
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset, with_overrides
 from webapp.corpora.models import EvalSet
+from webapp.runs import lifecycle
 from webapp.runs.models import MetricPoint, ModelEntry, Run, RunEvent, Sample
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfi
     with transaction.atomic():
         run = Run.objects.create(
             team=team, name=name, corpus=corpus, model_entry=model_entry, config=config.to_dict(), preset=preset,
-            queue=queue, state=Run.State.QUEUED, queued_at=timezone.now(), created_by=user, cloned_from=cloned_from,
+            queue=queue, state=lifecycle.INITIAL, queued_at=timezone.now(), created_by=user, cloned_from=cloned_from,
             audit=audit or {},
         )
         run.run_dir = str(claim_run_dir(run))
@@ -211,40 +212,22 @@ def config_diff(run: Run, other: Run) -> list[dict[str, Any]]:
     return rows
 
 
-# --- state changes ----------------------------------------------------------------------------
-
-
-def _publish(run_id: int) -> None:
-    from webapp.runs.live import publish_state
-
-    publish_state(run_id)
-
-
-def _after_commit_publish(run_id: int) -> None:
-    transaction.on_commit(lambda: _publish(run_id))
+# --- state changes (webapp/runs/lifecycle.py makes them; here: what a person is told) -----------------
 
 
 def cancel(run: Run) -> str:
-    now = timezone.now()
-    with transaction.atomic():
-        idle = (Run.State.QUEUED, Run.State.PAUSED, Run.State.LOST)
-        if Run.objects.filter(pk=run.pk, state__in=idle).update(state=Run.State.CANCELLED, finished_at=now, requested_action=""):
-            _after_commit_publish(run.pk)
-            return "Run cancelled."
-        if Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(requested_action=Run.Action.CANCEL):
-            _after_commit_publish(run.pk)
-            return "Cancelling: the worker stops the training process."
+    outcome = lifecycle.cancel(run.pk)
+    if outcome == "cancelled":
+        return "Run cancelled."
+    if outcome == "requested":
+        return "Cancelling: the worker stops the training process."
     run.refresh_from_db()
     raise RunActionError(f"A {run.get_state_display().lower()} run cannot be cancelled.")
 
 
 def pause(run: Run) -> str:
-    with transaction.atomic():
-        if Run.objects.filter(pk=run.pk, state=Run.State.RUNNING, requested_action="").update(
-            requested_action=Run.Action.PAUSE
-        ):
-            _after_commit_publish(run.pk)
-            return "Pausing: the run checkpoints after the current step and stops."
+    if lifecycle.request_pause(run.pk):
+        return "Pausing: the run checkpoints after the current step and stops."
     run.refresh_from_db()
     if run.state == Run.State.RUNNING:
         raise RunActionError(f"The run is already being asked to {run.requested_action}.")
@@ -254,12 +237,9 @@ def pause(run: Run) -> str:
 def resume(run: Run) -> str:
     """A new attempt, queued again; the worker passes --resume when a checkpoint exists."""
     with transaction.atomic():
-        if Run.objects.filter(pk=run.pk, state__in=(Run.State.PAUSED, Run.State.FAILED, Run.State.LOST)).update(
-            state=Run.State.QUEUED, requested_action="", error="", queued_at=timezone.now(), finished_at=None
-        ):
+        if lifecycle.resume(run.pk):
             run.refresh_from_db()
             _enqueue(run)
-            _after_commit_publish(run.pk)
             where = f"from checkpoint {latest_checkpoint(run)}" if latest_checkpoint(run) else "from the start (no checkpoint yet)"
             message = f"Resumed {where}: queued on {run.queue}."
         else:
@@ -273,33 +253,17 @@ def resume(run: Run) -> str:
 def requeue(run: Run, *, auto: bool = False) -> bool:
     """For the fleet sweeper (auto=True, at most RUN_MAX_AUTO_REQUEUES times) and admins: LOST (or
     FAILED, by hand) -> QUEUED, continuing from the last checkpoint. False when it does not apply."""
-    states = (Run.State.LOST,) if auto else (Run.State.LOST, Run.State.FAILED, Run.State.PAUSED)
-    qs = Run.objects.filter(pk=run.pk, state__in=states)
-    updates: dict[str, Any] = {"state": Run.State.QUEUED, "requested_action": "", "queued_at": timezone.now(), "finished_at": None}
-    if auto:
-        from django.db.models import F
-
-        qs = qs.filter(auto_requeues__lt=settings.RUN_MAX_AUTO_REQUEUES)
-        updates["auto_requeues"] = F("auto_requeues") + 1
     with transaction.atomic():
-        if not qs.update(**updates):
+        if not lifecycle.requeue(run.pk, auto=auto):
             return False
         run.refresh_from_db()
         _enqueue(run)
-        _after_commit_publish(run.pk)
     return True
 
 
 def mark_lost(run: Run, reason: str = "") -> bool:
     """For the fleet sweeper: a RUNNING run whose worker stopped heartbeating becomes LOST."""
-    message = reason or "The worker stopped heartbeating."
-    with transaction.atomic():
-        changed = Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(
-            state=Run.State.LOST, error=message, finished_at=timezone.now(), requested_action=""
-        )
-        if changed:
-            _after_commit_publish(run.pk)
-    return bool(changed)
+    return lifecycle.mark_lost(run.pk, reason or "The worker stopped heartbeating.")
 
 
 # --- checkpoints, logs, files -------------------------------------------------------------------
