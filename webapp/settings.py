@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from webapp import task_names
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
@@ -145,11 +147,11 @@ CELERY_RESULT_EXPIRES = 3600
 # Periodic tasks (Celery beat): the one schedule (the task modules declare none). A periodic task
 # that waited longer than its period is useless (the next one is queued): each expires after one.
 CELERY_BEAT_SCHEDULE = {
-    "fleet-sweep": {"task": "workers.fleet.sweep", "schedule": float(env.int("FLEET_SWEEP_SECONDS", default=10)),
+    "fleet-sweep": {"task": task_names.FLEET_SWEEP, "schedule": float(env.int("FLEET_SWEEP_SECONDS", default=10)),
                     "options": {"queue": "default", "expires": env.int("FLEET_SWEEP_SECONDS", default=10)}},
-    "reconcile": {"task": "workers.fleet.reconcile", "schedule": float(env.int("RECONCILE_SECONDS", default=30)),
+    "reconcile": {"task": task_names.FLEET_RECONCILE, "schedule": float(env.int("RECONCILE_SECONDS", default=30)),
                   "options": {"queue": "default", "expires": env.int("RECONCILE_SECONDS", default=30)}},
-    "run-retention": {"task": "workers.run_tasks.apply_run_retention", "schedule": 3600.0,
+    "run-retention": {"task": task_names.RUN_RETENTION, "schedule": 3600.0,
                       "options": {"queue": "default", "expires": 3600}},
 }
 

@@ -11,9 +11,7 @@ from celery import Celery
 app = Celery("spell_studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-INGEST_CORPUS = "workers.ingest_corpus"
-INGEST_EVAL_SET = "workers.ingest_eval_set"
-RUN_SPELL = "workers.run_tasks.run_spell"
+from webapp.task_names import INGEST_CORPUS, INGEST_EVAL_SET, RUN_SPELL  # noqa: F401 (callers' names)
 
 
 def send(name: str, args: list[Any], queue: str, **options: Any):

@@ -7,10 +7,11 @@ from __future__ import annotations
 from celery import signals
 
 from workers import heartbeat
+from webapp import task_names
 from workers.celery import app
 
 
-@app.task(name="workers.fleet.sweep", ignore_result=False)
+@app.task(name=task_names.FLEET_SWEEP, ignore_result=False)
 def sweep() -> dict:
     """Silent workers -> offline, their runs -> LOST, LOST runs -> requeued (up to N times)."""
     from webapp.fleet import services
@@ -18,7 +19,7 @@ def sweep() -> dict:
     return services.sweep()
 
 
-@app.task(name="workers.fleet.reconcile", ignore_result=False)
+@app.task(name=task_names.FLEET_RECONCILE, ignore_result=False)
 def reconcile() -> dict:
     """Unclaimed QUEUED runs / PENDING ingests -> their tasks sent again; stuck ingests -> FAILED."""
     from webapp.reconcile import reconcile as run_reconcile

@@ -17,10 +17,12 @@ import socket
 import threading
 import uuid
 
+from webapp import task_names
+
 log = logging.getLogger(__name__)
 
 BOOT_ID = uuid.uuid4().hex  # this worker process's start: a restart under the same name draws another
-RUN_TASK = "workers.run_tasks.run_spell"
+RUN_TASK = task_names.RUN_SPELL
 
 
 def supervised_runs() -> list[int] | None:

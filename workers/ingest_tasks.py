@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from webapp import task_names
 from workers.celery import app
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # ignore_result: state lives in the Corpus / EvalSet row, and a view sending the task must not
 # wait on the result backend.
-@app.task(name="workers.ingest_corpus", acks_late=True, ignore_result=True)
+@app.task(name=task_names.INGEST_CORPUS, acks_late=True, ignore_result=True)
 def ingest_corpus(corpus_id: int) -> dict:
     from webapp.corpora import services
 
@@ -35,7 +36,7 @@ def ingest_corpus(corpus_id: int) -> dict:
     return {"corpus": corpus_id, "status": corpus.status, "documents": corpus.stats.get("documents", 0)}
 
 
-@app.task(name="workers.ingest_eval_set", acks_late=True, ignore_result=True)
+@app.task(name=task_names.INGEST_EVAL_SET, acks_late=True, ignore_result=True)
 def ingest_eval_set(eval_set_id: int) -> dict:
     from django.utils import timezone
 

@@ -7,12 +7,13 @@ claimed (or LOST, requeued by the sweeper as a new task) and exits.
 
 from __future__ import annotations
 
+from webapp import task_names
 from workers.celery import app
 
 QUOTA_RETRY_SECONDS = 15
 
 
-@app.task(name="workers.run_tasks.run_spell", bind=True, acks_late=True, ignore_result=False)
+@app.task(name=task_names.RUN_SPELL, bind=True, acks_late=True, ignore_result=False)
 def run_spell(self, run_id: int) -> dict:
     from workers.supervisor import supervise
 
@@ -23,7 +24,7 @@ def run_spell(self, run_id: int) -> dict:
     return result
 
 
-@app.task(name="workers.run_tasks.apply_run_retention")
+@app.task(name=task_names.RUN_RETENTION)
 def apply_run_retention() -> dict:
     """Housekeeping (beat, `default` queue): prune old checkpoints per RUN_RETENTION_DAYS."""
     from webapp.runs.services import apply_retention

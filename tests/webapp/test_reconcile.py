@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from webapp import reconcile as rc
-from webapp import taskqueue
+from webapp import task_names, taskqueue
 from webapp.accounts.models import Team
 from webapp.corpora.models import Corpus, Document, EvalSet
 from webapp.runs.models import Run
@@ -148,7 +148,7 @@ def test_the_reconcile_task_is_on_the_one_beat_schedule(db, sent):
     from workers.fleet_tasks import reconcile as task
 
     assert set(app.conf.beat_schedule) == {"fleet-sweep", "reconcile", "run-retention"}
-    assert app.conf.beat_schedule["reconcile"]["task"] == task.name == "workers.fleet.reconcile"
+    assert app.conf.beat_schedule["reconcile"]["task"] == task.name == task_names.FLEET_RECONCILE == "workers.fleet.reconcile"
     assert app.conf.beat_schedule["reconcile"]["options"]["queue"] == "default"
     assert task.apply().get()["sent"] == {"runs": [], "corpora": [], "eval_sets": []}
     for path in (REPO / "workers").glob("*.py"):  # no module declares a second schedule

@@ -11,6 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.support import WorkerProcess, child_env
+from webapp import task_names
 from webapp.accounts.models import Team
 from webapp.corpora import services
 from webapp.corpora.models import Corpus
@@ -52,7 +53,7 @@ def test_a_real_worker_ingests_the_sample_corpus(media_worker):
     assert {c.key for c in corpus.clusters.all()} == {"harrowmere", "corvane", "osmir", "tessellate"}
     assert corpus.progress_stage == "done"
     assert any(status == "ingesting" for status, _ in seen)  # the page had progress to show
-    assert "workers.ingest_corpus" in media_worker.log()
+    assert task_names.INGEST_CORPUS in media_worker.log()
 
 
 def test_a_real_worker_fails_a_corpus_with_no_readable_file_and_keeps_nothing(media_worker):

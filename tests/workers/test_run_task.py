@@ -1,4 +1,4 @@
-"""workers.run_tasks.run_spell on a real Celery worker process (real broker, test database), with
+"""The run task (workers.runs.supervise) on a real Celery worker process (real broker, test database), with
 the fake trainer as the training process; plus one end-to-end run of the real `python -m spell
 train` on the tiny random model."""
 

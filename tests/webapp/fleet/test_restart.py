@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from webapp import task_names
 from webapp.fleet import services
 from webapp.fleet.models import Worker
 from webapp.runs.models import Run
@@ -66,8 +67,8 @@ class FakeRequest:  # what Celery keeps per active task (weak-referenceable, lik
 def test_the_heartbeat_sends_its_boot_id_and_the_runs_its_active_tasks_supervise(db):
     from celery.worker import state
 
-    requests = [FakeRequest("workers.run_tasks.run_spell", [12]), FakeRequest("workers.ingest_corpus", [3]),
-                FakeRequest("workers.run_tasks.run_spell", ["5"])]
+    requests = [FakeRequest(task_names.RUN_SPELL, [12]), FakeRequest(task_names.INGEST_CORPUS, [3]),
+                FakeRequest(task_names.RUN_SPELL, ["5"])]
     for r in requests:
         state.active_requests.add(r)
     try:
