@@ -257,6 +257,13 @@ INGEST_DEADLINE_SECONDS = env.int("INGEST_DEADLINE_SECONDS", default=6 * 3600)
 REVIEW_RESERVATION_SECONDS = env.int("REVIEW_RESERVATION_SECONDS", default=300)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=300)
+PASSWORD_RESET_LIMIT = env.int("PASSWORD_RESET_LIMIT", default=3)  # mails per address and per account
+PASSWORD_RESET_WINDOW_SECONDS = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=3600)
+# Reverse proxies whose X-Forwarded-For is believed (their own addresses): the login limiter keys on
+# the client's address, which only a trusted proxy may report (webapp/accounts/ratelimit.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Every login path (our page, /admin/login/) authenticates through the rate limiter.
+AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.RateLimitedBackend"]
 INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)
 API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=20)
 

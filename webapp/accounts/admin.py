@@ -1,6 +1,10 @@
 from django.contrib import admin
 
+from webapp.accounts.forms import RateLimitedAdminAuthenticationForm
 from webapp.accounts.models import Membership, Team
+
+# /admin/login/ shares the login rate limiter (its backend and signal) and says so the same way.
+admin.site.login_form = RateLimitedAdminAuthenticationForm
 
 
 class MembershipInline(admin.TabularInline):

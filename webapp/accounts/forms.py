@@ -1,35 +1,48 @@
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 
 from webapp.accounts import ratelimit
 from webapp.accounts.models import Membership
 
+log = logging.getLogger(__name__)
 
-class RateLimitedAuthenticationForm(AuthenticationForm):
-    """The login form, refusing (before checking the password) once a username + address has failed
-    too often, and counting failures."""
 
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "rate_limited": "Too many failed logins.",
-    }
+class RateLimitMessage:
+    """For login forms: a username + address over the limit gets the limiter's own message (the
+    backend refuses it and the signal counts failures: webapp/accounts/ratelimit.py)."""
 
     def clean(self):
         username = self.data.get("username", "") or ""
         ip = ratelimit.client_ip(self.request) if self.request else None
         if username and ratelimit.is_limited(username, ip):
             raise forms.ValidationError(ratelimit.message(), code="rate_limited")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            if username:
-                ratelimit.record_failure(username, ip)
-            raise
-        ratelimit.clear(username, ip)
-        return cleaned
+        return super().clean()
+
+
+class RateLimitedAuthenticationForm(RateLimitMessage, AuthenticationForm):
+    """The login page's form."""
+
+
+class RateLimitedAdminAuthenticationForm(RateLimitMessage, AdminAuthenticationForm):
+    """/admin/login/'s form (admin.site.login_form)."""
+
+
+class ThrottledPasswordResetForm(PasswordResetForm):
+    """Sends the reset mail only while the address and the account are under their limits; the page
+    says the same either way (it never tells whether an account exists)."""
+
+    def save(self, *args, request=None, **kwargs):  # PasswordResetView passes the request
+        ip = ratelimit.client_ip(request) if request is not None else None
+        if not ratelimit.reset_allowed(self.cleaned_data["email"], ip):
+            log.warning("password reset for %s from %s: throttled", self.cleaned_data["email"], ip)
+            return None
+        return super().save(*args, request=request, **kwargs)
 
 
 class TeamForm(forms.Form):

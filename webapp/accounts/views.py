@@ -23,6 +23,7 @@ class LoginView(auth_views.LoginView):
 login_view = LoginView.as_view()
 
 password_reset = auth_views.PasswordResetView.as_view(
+    form_class=forms.ThrottledPasswordResetForm,
     email_template_name="registration/password_reset_email.txt",
     subject_template_name="registration/password_reset_subject.txt",
     success_url=reverse_lazy("accounts:password_reset_done"),
