@@ -54,3 +54,52 @@ def test_it_shares_run_and_model_volumes(compose):
 def test_it_builds_from_a_dockerfile_with_cpu_and_cuda_targets(compose):
     dockerfile = (REPO / compose["services"]["web"]["build"]["dockerfile"]).read_text()
     assert "AS cpu" in dockerfile and "AS gpu" in dockerfile and "nvidia/cuda" in dockerfile
+
+
+# --- the schema, and production as shipped ------------------------------------------------------------
+def schema_errors(document) -> list[str]:
+    """Errors against the Compose Specification's JSON schema (tests/data/compose-spec.json: the
+    schema docker-compose 1.29 ships, plus the top-level `name` the specification added later)."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((REPO / "tests" / "data" / "compose-spec.json").read_text())
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(document)]
+
+
+def test_it_follows_the_compose_specification(compose):
+    assert schema_errors(compose) == []
+
+
+def test_the_schema_check_catches_a_misspelt_key(compose):
+    import copy
+
+    broken = copy.deepcopy(compose)
+    broken["services"]["web"]["helthcheck"] = broken["services"]["web"].pop("healthcheck")
+    broken["services"]["proxy"]["ports"] = "80:80"
+
+    errors = schema_errors(broken)
+    assert any("helthcheck" in e for e in errors) and any(e.startswith("services/proxy/ports") for e in errors)
+
+
+def test_only_the_tls_proxy_is_published_and_only_it_is_trusted(compose):
+    services = compose["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy"}
+    assert services["proxy"]["ports"] == ["80:80", "443:443"]
+    proxy_ip = services["proxy"]["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    import ipaddress
+
+    assert ipaddress.ip_address(proxy_ip) in ipaddress.ip_network(subnet)
+    trusted = services["web"]["environment"]["TRUSTED_PROXIES"].split(",")
+    assert trusted == [proxy_ip, "127.0.0.1"]
+    caddyfile = (REPO / "docker" / "Caddyfile").read_text()
+    assert "reverse_proxy web:8000" in caddyfile and "./docker/Caddyfile:/etc/caddy/Caddyfile:ro" in services["proxy"]["volumes"]
+
+
+def test_the_web_healthcheck_is_a_script_the_image_ships(compose):
+    check = compose["services"]["web"]["healthcheck"]["test"]
+    assert check == ["CMD", "python", "docker/healthcheck.py"]
+    assert "COPY docker/healthcheck.py docker/healthcheck.py" in (REPO / "docker" / "Dockerfile").read_text()

@@ -1,4 +1,6 @@
-"""/healthz: is the database reachable, is Redis reachable, is any worker alive."""
+"""/healthz: is the database reachable, is Redis reachable, is any worker alive. Anyone (a load
+balancer, the container healthcheck) gets the status alone; admins also get the details (driver
+errors, worker names), which say more about the deployment than strangers should know."""
 
 from __future__ import annotations
 
@@ -48,4 +50,7 @@ def healthz(request):
     result["workers"] = check_workers() if result["redis"]["ok"] else {"ok": False, "count": 0, "error": "redis unreachable"}
     ok = result["database"]["ok"] and result["redis"]["ok"]
     result["status"] = "ok" if ok and result["workers"]["ok"] else ("degraded" if ok else "down")
+    user = getattr(request, "user", None)
+    if not (user is not None and user.is_authenticated and user.is_staff):
+        result = {"status": result["status"]}
     return JsonResponse(result, status=200 if ok else 503)
