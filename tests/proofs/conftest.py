@@ -192,3 +192,13 @@ def assert_page_has_every_event(run, seen: list[int], start: int, last: int) -> 
     beats = set(rows.filter(type="heartbeat").values_list("seq", flat=True))
     expected = [s for s in rows.values_list("seq", flat=True) if s not in beats]
     assert [s for s in seen if s not in beats] == expected, f"the page missed events: {sorted(set(expected) - set(seen))}"
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own (tests/proofs/private_redis.py), stopped at the end."""
+    from tests.proofs.private_redis import PrivateRedis
+
+    server = PrivateRedis(tmp_path).start()
+    yield server
+    server.stop()

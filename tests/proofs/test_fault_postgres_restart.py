@@ -36,11 +36,12 @@ class CuttableProxy:
         self.connections = 0
 
     def start(self) -> "CuttableProxy":
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(64)
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self
 
     def _accept(self, listener: socket.socket) -> None:
@@ -49,6 +50,9 @@ class CuttableProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            if listener is not self.listener:  # accepted as it was being cut: refuse it too
+                client.close()
+                return
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
                 server.settimeout(None)
@@ -74,7 +78,12 @@ class CuttableProxy:
                 pass
 
     def cut(self) -> None:
-        self.listener.close()
+        listener, self.listener = self.listener, None
+        try:
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close() alone would not)
+        except OSError:
+            pass
+        listener.close()
         with self.lock:
             dropped, self.sockets = self.sockets, set()
         for s in dropped:
@@ -88,7 +97,8 @@ class CuttableProxy:
         self.start()
 
     def stop(self) -> None:
-        self.cut()
+        if self.listener is not None:
+            self.cut()
 
 
 @pytest.fixture
