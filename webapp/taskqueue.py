@@ -1,6 +1,7 @@
-"""The web app's side of the task queue. Tasks are defined by the workers (workers/*_tasks.py) and
-sent from here by name, so the web app never imports the workers (the dependency runs
-spell <- webapp <- workers). Same broker settings as the workers' app (Django's CELERY_* names)."""
+"""The project's one Celery application and the web app's side of the task queue. Tasks are defined
+by the workers (workers/*_tasks.py, registered on this same app by workers/celery.py) and sent from
+here by name (webapp/task_names.py), so the web app never imports the workers (the dependency runs
+spell <- webapp <- workers). Configured from Django settings (CELERY_* names)."""
 
 from __future__ import annotations
 
