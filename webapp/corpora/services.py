@@ -292,7 +292,7 @@ def embedding_choices() -> list[EmbeddingChoice]:
 
     choices: list[EmbeddingChoice] = []
     seen: set[Path] = set()
-    for entry in ModelEntry.objects.order_by("name"):
+    for entry in ModelEntry.objects.filter(team__isnull=True).order_by("name"):  # shared ones: a team's are its checkpoints
         path = Path(entry.path)
         if path.is_absolute() and embedding_folder_problem(path) is None:
             choices.append(EmbeddingChoice(f"model:{entry.name}", entry.name, path, entry.trust_remote_code))
@@ -313,7 +313,7 @@ def resolve_embedding_choice(value: str) -> EmbeddingChoice:
 
     kind, _, key = (value or "").partition(":")
     if kind == "model":
-        entry = ModelEntry.objects.filter(name=key).first()
+        entry = ModelEntry.objects.filter(name=key, team__isnull=True).first()
         if entry is None:
             raise ValueError(f"the embedding model {key!r} chosen at upload is no longer registered")
         choice = EmbeddingChoice(value, entry.name, Path(entry.path), entry.trust_remote_code)

@@ -5,9 +5,11 @@ from webapp.runs.models import ModelEntry, Run
 
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
-    """Admins register the models runs may use; trust_remote_code stays off unless set here."""
+    """Admins register the models runs may use (no team: shared with all; a team: its own, as a run's
+    registered checkpoint is); trust_remote_code stays off unless set here."""
 
-    list_display = ("name", "path", "max_positions", "trust_remote_code", "created_at")
+    list_display = ("name", "team", "path", "max_positions", "trust_remote_code", "created_at")
+    list_filter = ("team",)
     search_fields = ("name", "path")
 
     def save_model(self, request, obj, form, change):

@@ -63,10 +63,11 @@ def runs_api(request):
     ).first()
     if corpus is None or corpus.status != Corpus.Status.READY:
         return _error("corpus: give the id of a ready corpus of one of your teams", field="corpus")
-    model_entry = ModelEntry.objects.filter(name=str(body.get("model") or "")).first()
+    usable = ModelEntry.objects.usable_for(corpus.team)  # shared models and the corpus's team's own
+    model_entry = usable.filter(name=str(body.get("model") or "")).first()
     if model_entry is None:
-        return _error("model: give the name of a registered model", field="model",
-                      choices=list(ModelEntry.objects.values_list("name", flat=True)))
+        return _error("model: give the name of a model shared with or registered by the corpus's team", field="model",
+                      choices=list(usable.order_by("name").values_list("name", flat=True)))
     overrides = body.get("overrides") or {}
     if not isinstance(overrides, dict):
         return _error("overrides: a JSON object of dotted config fields", field="overrides")

@@ -268,7 +268,8 @@ class RunForm(forms.Form):
         help_text="The base values: cpu-demo (SmolLM2-135M on a CPU) or paper-7b (the paper's 7B setting).",
     )
     model_entry = forms.ModelChoiceField(
-        queryset=ModelEntry.objects.order_by("name"), label="Model", help_text="One of the models admins registered."
+        queryset=ModelEntry.objects.none(), label="Model",
+        help_text="A model admins shared, or one your team registered from a run's checkpoint."
     )
     corpus = forms.ModelChoiceField(queryset=Corpus.objects.none(), help_text="A ready corpus of one of your teams.")
     queue = forms.ChoiceField(help_text="Where the run trains: cpu, or a GPU queue (gpu.<name>).")
@@ -294,6 +295,8 @@ class RunForm(forms.Form):
     def __init__(self, *args, user, config: RunConfig | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.fields["model_entry"].queryset = ModelEntry.objects.visible_to(user).select_related("team").order_by("name")
+        self.fields["model_entry"].label_from_instance = lambda m: f"{m.name} ({m.team})" if m.team_id else m.name
         self.fields["corpus"].queryset = (
             Corpus.objects.filter(team__in=member_teams(user), status=Corpus.Status.READY).select_related("team").order_by("name")
         )
@@ -306,7 +309,8 @@ class RunForm(forms.Form):
         # A new run starts on the default model and the corpus asked for (?corpus=ID, from a corpus
         # page) or else the newest ready one; the queue fits the preset. The person may change all.
         if not self.is_bound:
-            default_model = ModelEntry.objects.filter(name=settings.DEFAULT_MODEL_NAME).first() or ModelEntry.objects.order_by("name").first()
+            models = self.fields["model_entry"].queryset
+            default_model = models.filter(name=settings.DEFAULT_MODEL_NAME).first() or models.first()
             ready = self.fields["corpus"].queryset
             asked = self.initial.get("corpus")
             chosen = (ready.filter(pk=asked).first() if str(asked or "").isdigit() else None) or ready.order_by("-created_at").first()
@@ -386,6 +390,10 @@ class RunForm(forms.Form):
         foreign = [s.name for s in data.get("eval_sets") or () if corpus is not None and s.team_id != corpus.team_id]
         if foreign:
             self.add_error("eval_sets", f"Not of the corpus's team ({corpus.team}): {', '.join(foreign)}.")
+            return data
+        model = data.get("model_entry")
+        if model is not None and corpus is not None and model.team_id not in (None, corpus.team_id):
+            self.add_error("model_entry", f"{model.name} is a model of team {model.team}, not of the corpus's team ({corpus.team}).")
             return data
         values = {dotted_name(f): data.get(f) for f in self.knob_names}
         try:

@@ -13,10 +13,33 @@ from django.db import models
 from webapp.accounts.models import Team
 
 
-class ModelEntry(models.Model):
-    """A model admins registered; runs may only use these (never an arbitrary path from a form)."""
+class ModelEntryQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Shared models (no team) and those of `user`'s member teams (all for an admin)."""
+        from webapp.accounts.models import teams_for
 
-    name = models.CharField(max_length=200, unique=True)
+        if user.is_authenticated and user.is_staff:
+            return self
+        return self.filter(models.Q(team__isnull=True) | models.Q(team__in=teams_for(user, role="member")))
+
+    def usable_for(self, team):
+        """What a run of `team` may train or evaluate: shared models and the team's own."""
+        return self.filter(models.Q(team__isnull=True) | models.Q(team=team))
+
+
+class ModelEntry(models.Model):
+    """A model runs may use (never an arbitrary path from a form): shared ones that admins register
+    (no team), and a team's own, registered from its runs' checkpoints (copied under MODEL_ROOT, so
+    run deletion and checkpoint rotation cannot take the weights away)."""
+
+    NAME_MAX = 200
+
+    objects = ModelEntryQuerySet.as_manager()
+
+    name = models.CharField(max_length=NAME_MAX, unique=True)
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="models",
+                             help_text="The team that owns it; empty = shared with every team (admins decide).")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the folder's files (names and contents).")
     path = models.CharField(max_length=1000, help_text="Local Hugging Face folder (or hub id on a connected cluster).")
     max_positions = models.PositiveIntegerField(null=True, blank=True)
     trust_remote_code = models.BooleanField(

@@ -8,9 +8,11 @@ overwrites what the worker did (and the other way round).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
+import os
 import shutil
 import zipfile
 from datetime import timedelta
@@ -123,6 +125,8 @@ def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfi
     if queue not in queue_choices():
         raise ConfigError("queue", f"unknown queue {queue!r} (choices: {', '.join(queue_choices())})")
     config.validate(model_max_positions=model_entry.max_positions if model_entry else None)
+    if model_entry is not None and model_entry.team_id not in (None, team.pk):
+        raise ConfigError("model_entry", f"model {model_entry.name!r} belongs to another team")
     eval_sets = list(eval_sets)
     foreign = [s.name for s in eval_sets if s.team_id != team.pk or s.status != EvalSet.Status.READY]
     if foreign:
@@ -326,19 +330,59 @@ def zip_folder_stream(folder: Path, arcroot: str, chunk: int = 1 << 20) -> Itera
 
 
 def register_checkpoint(run: Run, checkpoint: str, name: str, user=None) -> ModelEntry:
-    """Register a checkpoint's model folder as a ModelEntry (for evaluation or a new run)."""
+    """Register a checkpoint's model folder as a model of the run's team (for evaluation or a new
+    run). The folder is copied (hard-linked where the file system allows) under
+    MODEL_ROOT/registered/, so the model outlives `keep_last` rotation, run deletion and retention;
+    its checksum is kept. ValueError with the reason for a name that cannot be used."""
     folder = checkpoint_model_dir(run, checkpoint)
     name = name.strip()
     if not name:
         raise ValueError("a model name is required")
+    if len(name) > ModelEntry.NAME_MAX:
+        raise ValueError(f"a model name has at most {ModelEntry.NAME_MAX} characters (this one has {len(name)})")
+    if "\x00" in name:
+        raise ValueError("a model name cannot hold a NUL character")
     if ModelEntry.objects.filter(name=name).exists():
-        raise ValueError(f"a model named {name!r} already exists")
+        raise ValueError(f"the name {name!r} is taken: choose another")
+    target = Path(settings.MODEL_ROOT) / "registered" / f"run-{run.pk}-{checkpoint}-{timezone.now():%Y%m%d%H%M%S%f}"
+    copy_model_folder(folder, target)
     base = run.model_entry
-    return ModelEntry.objects.create(
-        name=name, path=str(folder), max_positions=base.max_positions if base else None,
-        trust_remote_code=base.trust_remote_code if base else False, created_by=user,
-        description=f"Checkpoint {checkpoint} of run #{run.pk} {run.name}.",
-    )
+    try:
+        return ModelEntry.objects.create(
+            name=name, team=run.team, path=str(target), sha256=folder_sha256(target),
+            max_positions=base.max_positions if base else None,
+            trust_remote_code=base.trust_remote_code if base else False, created_by=user,
+            description=f"Checkpoint {checkpoint} of run #{run.pk} {run.name} (team {run.team}).",
+        )
+    except Exception:
+        shutil.rmtree(target, ignore_errors=True)  # no entry: no orphan copy
+        raise
+
+
+def copy_model_folder(source: Path, target: Path) -> None:
+    """`source` into a new folder `target`, each file hard-linked when the file system allows it
+    (weights are large and never rewritten in place), copied otherwise; all or nothing."""
+    scratch = target.with_name(target.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        dest = scratch / path.relative_to(source)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, dest)
+        except OSError:
+            shutil.copy2(path, dest)
+    os.replace(scratch, target)
+
+
+def folder_sha256(folder: Path) -> str:
+    """SHA-256 over the folder's files: each relative path, then its bytes, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def disk_usage(path: Path | None) -> int:
