@@ -68,6 +68,11 @@ class ReaderLimits:
     max_zip_compression_ratio: float = 200.0
     # Depth of archives: the uploaded zip is depth 1; a zip inside it would be depth 2.
     max_zip_depth: int = 1
+    # What one file may expand to, whatever its compressed size (parquet and PDF compress well):
+    # the whole file is refused past either budget.
+    max_documents_per_file: int = 200_000
+    max_chars_per_file: int = 300_000_000
+    max_pdf_pages: int = 5_000
 
 
 @dataclass
@@ -208,6 +213,7 @@ def _content_hash(stream: BinaryIO) -> str:
 def _read_stream(name: str, stream: BinaryIO, *, depth: int, limits: ReaderLimits,
                  seen: dict[str, str], report: FileReport) -> None:
     """Check type, size and duplication, then hand the stream to the parser for its type."""
+    kept = len(report.documents)  # a refused file contributes no document at all
     try:
         suffix = PurePosixPath(name).suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
@@ -235,12 +241,13 @@ def _read_stream(name: str, stream: BinaryIO, *, depth: int, limits: ReaderLimit
         elif suffix == ".jsonl":
             _read_jsonl(name, stream, report)
         elif suffix == ".parquet":
-            _read_parquet(name, stream, report)
+            _read_parquet(name, stream, report, limits)
         elif suffix == ".pdf":
-            report.documents.append(_read_pdf(name, stream))
+            report.documents.append(_read_pdf(name, stream, limits))
         if len(report.documents) == before and not any(e.source == name for e in report.errors):
             raise _Rejected(ErrorReason.EMPTY, "no documents found in the file")
     except _Rejected as rejected:
+        del report.documents[kept:]
         report.errors.append(FileError(name, rejected.reason, rejected.message))
 
 
@@ -379,9 +386,18 @@ def _read_jsonl(name: str, stream: BinaryIO, report: FileReport) -> None:
 # -- parquet ---------------------------------------------------------------------------------
 
 
-def _read_parquet(name: str, stream: BinaryIO, report: FileReport) -> None:
+def _over_budget(documents: int, chars: int, limits: ReaderLimits) -> str | None:
+    if documents > limits.max_documents_per_file:
+        return f"it holds over {limits.max_documents_per_file:,} documents, the limit per file: split it"
+    if chars > limits.max_chars_per_file:
+        return f"its text is over {limits.max_chars_per_file:,} characters, the limit per file: split it"
+    return None
+
+
+def _read_parquet(name: str, stream: BinaryIO, report: FileReport, limits: ReaderLimits = ReaderLimits()) -> None:
     """One document per row: `paragraphs` (list of strings, joined by blank lines, as in
-    DocMath-Eval) or `text`; optional `title`, `cluster`, `id`, `numeric` columns."""
+    DocMath-Eval) or `text`; optional `title`, `cluster`, `id`, `numeric` columns. Refused whole
+    past the documents / characters budget of ReaderLimits."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -398,6 +414,7 @@ def _read_parquet(name: str, stream: BinaryIO, report: FileReport) -> None:
     wanted = [body] + [c for c in ("title", "cluster", "id", "numeric") if c in columns]
     row_number = 0
     bad_rows = 0
+    chars = 0
     try:
         for batch in parquet.iter_batches(batch_size=512, columns=wanted):
             for row in batch.to_pylist():
@@ -406,7 +423,12 @@ def _read_parquet(name: str, stream: BinaryIO, report: FileReport) -> None:
                     record = dict(row)
                     if body == "paragraphs":
                         record["text"] = _join_paragraphs(row["paragraphs"])
-                    report.documents.append(parse_document_record(record, name))
+                    document = parse_document_record(record, name)
+                    chars += len(document.text)
+                    over = _over_budget(row_number, chars, limits)
+                    if over:
+                        raise _Rejected(ErrorReason.TOO_LARGE, over)
+                    report.documents.append(document)
                 except ValueError as exc:
                     bad_rows += 1
                     if bad_rows <= _MAX_LINE_ERRORS_PER_FILE:
@@ -425,7 +447,7 @@ def _join_paragraphs(paragraphs: object) -> str:
 # -- pdf -------------------------------------------------------------------------------------
 
 
-def _read_pdf(name: str, stream: BinaryIO) -> RawDocument:
+def _read_pdf(name: str, stream: BinaryIO, limits: ReaderLimits = ReaderLimits()) -> RawDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -433,7 +455,16 @@ def _read_pdf(name: str, stream: BinaryIO) -> RawDocument:
         reader = PdfReader(stream)
         if reader.is_encrypted and not reader.decrypt(""):
             raise _Rejected(ErrorReason.CORRUPT, "the PDF is password-protected")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        if len(reader.pages) > limits.max_pdf_pages:
+            raise _Rejected(ErrorReason.TOO_LARGE, f"it has {len(reader.pages):,} pages; the limit is "
+                                                   f"{limits.max_pdf_pages:,} per file: split it")
+        pages, chars = [], 0
+        for page in reader.pages:  # the text a few compressed bytes can expand to is bounded too
+            pages.append(page.extract_text() or "")
+            chars += len(pages[-1])
+            over = _over_budget(1, chars, limits)
+            if over:
+                raise _Rejected(ErrorReason.TOO_LARGE, over)
         title = reader.metadata.title if reader.metadata else None
     except _Rejected:
         raise

@@ -247,6 +247,30 @@ def test_it_refuses_files_over_the_size_limit(tmp_path: Path):
     assert reasons(errors) == [ErrorReason.TOO_LARGE]
 
 
+def test_a_parquet_that_expands_past_the_text_budget_is_refused_whole(tmp_path: Path):
+    path = tmp_path / "bomb.parquet"  # 2,000 rows of one repeated sentence: a few KiB compressed
+    pq.write_table(pa.table({"text": ["The same long sentence again and again. " * 25] * 2000}), path)
+    assert path.stat().st_size < 20_000
+
+    _, documents, errors = read_all([path], ReaderLimits(max_chars_per_file=1_000_000))
+
+    assert documents == [] and reasons(errors) == [ErrorReason.TOO_LARGE]
+    assert "over 1,000,000 characters" in errors[0].message
+    _, documents, errors = read_all([path], ReaderLimits(max_documents_per_file=500))
+    assert documents == [] and "over 500 documents" in errors[0].message
+    assert len(read_all([path])[1]) == 2000  # the defaults take it
+
+
+def test_a_pdf_past_the_text_or_page_budget_is_refused(tmp_path: Path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(make_pdf("Quarterly revenue was 70 million " * 20))
+
+    _, documents, errors = read_all([path], ReaderLimits(max_chars_per_file=100))
+    assert documents == [] and reasons(errors) == [ErrorReason.TOO_LARGE] and "characters" in errors[0].message
+    _, documents, errors = read_all([path], ReaderLimits(max_pdf_pages=0))
+    assert documents == [] and "1 pages; the limit is 0" in errors[0].message
+
+
 def test_it_refuses_a_file_repeated_by_content(tmp_path: Path):
     (tmp_path / "a.txt").write_text(LONG_TEXT)
     (tmp_path / "b.txt").write_text(LONG_TEXT)

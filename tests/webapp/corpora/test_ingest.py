@@ -140,6 +140,30 @@ def test_a_crash_marks_failed_and_leaves_no_documents(team, monkeypatch):
     assert Cluster.objects.filter(corpus=corpus).count() == 0
 
 
+def test_an_ingest_past_its_time_limit_fails_with_what_to_do(team, monkeypatch, settings):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from workers.ingest_tasks import ingest_eval_set
+
+    corpus = make_corpus(team, [upload("a.jsonl", jsonl(4))])
+    Corpus.objects.filter(pk=corpus.pk).update(status=Corpus.Status.PENDING)
+
+    def too_slow(corpus):
+        raise SoftTimeLimitExceeded()  # what Celery raises inside the task at its soft limit
+
+    monkeypatch.setattr(services, "run_ingest", too_slow)
+    result = ingest_corpus.apply(args=[corpus.pk]).get()
+
+    corpus.refresh_from_db()
+    assert result["status"] == "failed" and corpus.status == Corpus.Status.FAILED
+    minutes = settings.INGEST_TIME_LIMIT_SECONDS / 60
+    assert f"took longer than {minutes:.0f} minutes (INGEST_TIME_LIMIT_SECONDS)" in corpus.error
+    assert "Split the upload" in corpus.error and Document.objects.filter(corpus=corpus).count() == 0
+    for task in (ingest_corpus, ingest_eval_set):  # the limits the worker enforces
+        assert (task.soft_time_limit, task.time_limit) == (settings.INGEST_TIME_LIMIT_SECONDS,
+                                                           settings.INGEST_TIME_LIMIT_SECONDS + 60)
+
+
 def test_the_task_skips_a_corpus_that_is_not_pending(team):
     corpus = make_corpus(team, [upload("a.jsonl", jsonl(2))])
     Corpus.objects.filter(pk=corpus.pk).update(status=Corpus.Status.INGESTING)
