@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "webapp.proxy.TrustedProxyMiddleware",  # first: forwarded headers only from TRUSTED_PROXIES
+    "webapp.uploads.RequestSizeLimitMiddleware",  # before any body is read
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -219,6 +220,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
 UPLOAD_MAX_FILE_BYTES = env.int("UPLOAD_MAX_FILE_BYTES", default=200 * 1024 * 1024)
 UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=200)
+# The whole of one upload request, refused (413) before its body is read (webapp/uploads.py); the
+# proxy's MAX_REQUEST_BODY (docker/Caddyfile) should match it.
+UPLOAD_MAX_REQUEST_BYTES = env.int("UPLOAD_MAX_REQUEST_BYTES", default=2 * 1024 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 1  # one over: the form's message; more: the 400 page says why
 
 # --- auth --------------------------------------------------------------------------------------
 LOGIN_URL = "login"
@@ -255,6 +260,9 @@ RECONCILE_SECONDS = env.int("RECONCILE_SECONDS", default=30)
 RECONCILE_AFTER_SECONDS = env.int("RECONCILE_AFTER_SECONDS", default=120)
 RECONCILE_MAX_BACKOFF_SECONDS = env.int("RECONCILE_MAX_BACKOFF_SECONDS", default=3600)
 INGEST_DEADLINE_SECONDS = env.int("INGEST_DEADLINE_SECONDS", default=6 * 3600)
+# One ingest task's own time limit (Celery's soft limit; the task then fails its corpus or set with a
+# message, and a hard limit a minute later ends a stuck process). Under the reconciler's deadline above.
+INGEST_TIME_LIMIT_SECONDS = env.int("INGEST_TIME_LIMIT_SECONDS", default=4 * 3600)
 REVIEW_RESERVATION_SECONDS = env.int("REVIEW_RESERVATION_SECONDS", default=300)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=300)

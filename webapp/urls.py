@@ -19,6 +19,7 @@ urlpatterns = [
 ]
 
 # The project's own pages for errors, with the navigation (DEBUG-off; webapp.pages does the 404 in DEBUG).
+handler400 = "webapp.views.bad_request"
 handler404 = "webapp.views.page_not_found"
 handler403 = "webapp.views.permission_denied"
 handler500 = "webapp.views.server_error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.template import loader
@@ -72,6 +73,20 @@ def page_not_found(request, exception=None):
     response = render(request, "404.html", {"reason": _message(exception), "path": request.path}, status=404)
     response.studio_page = True  # webapp.pages: already the styled page
     return response
+
+
+def bad_request(request, exception=None):
+    """A request Django refused while reading it (too many files, a body over the limits, a bad
+    host...): the styled page, saying why when it is about an upload's limits."""
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+
+    reason = ""
+    if isinstance(exception, TooManyFilesSent):
+        reason = (f"Too many files in one upload: at most {settings.UPLOAD_MAX_FILES} files are accepted. "
+                  "Send the rest in another upload (or as one .zip).")
+    elif isinstance(exception, (RequestDataTooBig, TooManyFieldsSent)):
+        reason = "This form sent more data than the server accepts in one request."
+    return render(request, "400.html", {"reason": reason, "path": request.path, "status": 400}, status=400)
 
 
 def permission_denied(request, exception=None):

@@ -93,6 +93,41 @@ def test_it_refuses_too_many_files(member_client, team, settings):
     assert Corpus.objects.count() == 0
 
 
+def test_far_too_many_files_get_the_styled_page_with_the_limit_not_a_bare_400(member_client, team, settings):
+    settings.UPLOAD_MAX_FILES = 2
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3  # as settings.py derives it: one over reaches the form
+    response = post(member_client, team, [upload(f"{i}.txt", long_text(i)) for i in range(5)])
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="request-refused"' in page and "at most 2 files are accepted" in page
+    assert Corpus.objects.count() == 0
+
+
+def test_a_request_over_the_total_size_cap_is_refused_before_its_body_is_read(member_client, team, settings,
+                                                                               monkeypatch):
+    from django.http.multipartparser import MultiPartParser
+
+    settings.UPLOAD_MAX_REQUEST_BYTES = 50_000
+    parsed = []
+    monkeypatch.setattr(MultiPartParser, "parse", lambda self: parsed.append(1) or ({}, {}))  # never reached
+    response = post(member_client, team, [upload(f"{i}.txt", long_text(i) * 40) for i in range(3)])
+
+    assert response.status_code == 413 and parsed == []
+    page = response.content.decode()
+    assert "one upload may send at most 48.8 KiB in all (and 200 MiB per file)" in page
+    assert "Split the files into several uploads" in page
+    assert Corpus.objects.count() == 0
+    api = member_client.post("/runs/api/runs", data="x" * 60_000, content_type="application/json")
+    assert api.status_code == 413 and "at most" in api.json()["error"]
+
+
+def test_the_allowed_number_of_files_is_in_line_with_the_upload_limit():
+    from django.conf import settings
+
+    assert settings.DATA_UPLOAD_MAX_NUMBER_FILES == settings.UPLOAD_MAX_FILES + 1
+
+
 def test_it_keeps_path_traversal_names_inside_the_corpus_folder(member_client, team, media_root):
     files = [upload("../../../escape.txt", long_text(1)), upload("..\\..\\win.md", "# T\n\n" + long_text(2)),
              upload("/etc/cron.d/x.jsonl", jsonl(1, start=5))]
@@ -140,7 +175,7 @@ def test_it_refuses_annotators(client, annotator, team):
 
     response = post(client, team, [upload("a.txt", long_text(1))])
 
-    assert response.status_code == 400  # the team is not among the choices
+    assert response.status_code == 403 and "needs a member" in response.content.decode()
     assert Corpus.objects.count() == 0
 
 
