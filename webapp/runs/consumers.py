@@ -10,14 +10,22 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from webapp.accounts.access import role_in
 from webapp.runs import services
-from webapp.runs.live import group_name
+from webapp.runs.live import group_name, user_group_name
 from webapp.runs.models import Run
 
 BACKFILL_LIMIT = 1000  # more than this: the page fetches the rest from /runs/<id>/events
 
 
+def _fresh_user(user_id: int):
+    """The user as the database has them now (the socket's scope holds them as they were)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=user_id, is_active=True).first()
+
+
 class RunConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    user_group: str | None = None
 
     async def connect(self):
         user = self.scope.get("user")
@@ -32,6 +40,10 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.group = group_name(run_id)
         # Join first, then backfill: nothing sent in between is lost (the page drops seqs it has).
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # Told when this user's access changes (live.access_changed): a removed member's page closes.
+        self.user = user
+        self.user_group = user_group_name(user.pk)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         await self.accept()
         after = self._after()
         if after is not None:
@@ -62,6 +74,14 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.user_group:
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+
+    async def access_changed(self, message):
+        user = await database_sync_to_async(_fresh_user)(self.user.pk)
+        if user is None or not await database_sync_to_async(self._may_see)(user, self.run_id):
+            await self.send_json({"kind": "closed", "reason": "Your access to this run was removed."})
+            await self.close(code=4403)
 
     async def receive_json(self, content, **kwargs):
         pass  # the page only listens; controls go through HTTP (CSRF, messages)

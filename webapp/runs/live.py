@@ -35,3 +35,44 @@ def publish_state(run_id: int, channel_layer: Any = None) -> None:
 
         channel_layer = get_channel_layer()
     group_send(channel_layer, run_id, {"type": "run.state", "run": run_id, **run.state_message()})
+
+
+# --- access changes: open run pages re-check who is watching ------------------------------------------
+def user_group_name(user_id: int) -> str:
+    return f"user-{user_id}"
+
+
+def access_changed(user_id: int, channel_layer: Any = None) -> None:
+    """A user's memberships or admin rights changed: each of their open run sockets checks again
+    whether they may still see its run, and closes when not (RunConsumer.access_changed)."""
+    from asgiref.sync import async_to_sync
+
+    if channel_layer is None:
+        from channels.layers import get_channel_layer
+
+        channel_layer = get_channel_layer()
+    try:
+        async_to_sync(channel_layer.group_send)(user_group_name(user_id), {"type": "access.changed"})
+    except Exception:  # noqa: BLE001 - the next connect checks access anyway
+        log.exception("user %s: could not tell their open run pages that their access changed", user_id)
+
+
+def _on_access_change(sender, instance, **kwargs) -> None:
+    from django.db import transaction
+
+    user_id = getattr(instance, "user_id", None) or getattr(instance, "pk", None)
+    if user_id:
+        transaction.on_commit(lambda: access_changed(user_id))
+
+
+def connect_access_signals() -> None:
+    """Membership saved or deleted (a role changed, a member removed, a team deleted) and users saved
+    (admin rights, deactivation), from any path: our pages, the Django admin, the shell."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_delete, post_save
+
+    from webapp.accounts.models import Membership
+
+    for signal in (post_save, post_delete):
+        signal.connect(_on_access_change, sender=Membership, dispatch_uid=f"run-access-membership-{signal}")
+    post_save.connect(_on_access_change, sender=get_user_model(), dispatch_uid="run-access-user")

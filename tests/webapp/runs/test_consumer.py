@@ -96,3 +96,35 @@ async def test_it_is_routed_by_the_project(run, owner):
     from webapp.routing import websocket_urlpatterns as project_routes
 
     assert any("ws/runs/<int:run_id>/" in str(p.pattern) for p in project_routes)
+
+
+async def test_an_open_page_closes_when_its_member_is_removed_from_the_team(run, owner, teammate):
+    from webapp.accounts.models import Membership
+
+    removed, kept = communicator(run.pk, owner), communicator(run.pk, teammate)
+    for comm in (removed, kept):
+        assert (await comm.connect())[0]
+        assert (await comm.receive_json_from())["kind"] == "state"
+
+    await database_sync_to_async(Membership.objects.filter(user=owner).delete)()
+
+    closing = await removed.receive_json_from(timeout=5)
+    assert closing == {"kind": "closed", "reason": "Your access to this run was removed."}
+    assert (await removed.receive_output(timeout=5))["type"] == "websocket.close"
+    assert await kept.receive_nothing(timeout=0.5)  # the teammate's access did not change
+    await kept.disconnect()
+
+
+async def test_an_open_page_closes_when_its_member_becomes_an_annotator(run, teammate):
+    from webapp.accounts import services as accounts
+    from webapp.accounts.models import Membership
+
+    comm = communicator(run.pk, teammate)
+    assert (await comm.connect())[0]
+    await comm.receive_json_from()
+
+    membership = await database_sync_to_async(Membership.objects.get)(user=teammate)
+    await database_sync_to_async(accounts.set_role)(membership, Membership.Role.ANNOTATOR)  # as the team page does
+
+    assert (await comm.receive_json_from(timeout=5))["kind"] == "closed"
+    await comm.disconnect()
