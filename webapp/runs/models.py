@@ -8,7 +8,9 @@ RunEvent rows (run-wide contiguous seq) and derives Sample and MetricPoint rows 
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 from webapp.accounts.models import Team
 
@@ -127,6 +129,16 @@ class Run(models.Model):
         from pathlib import Path
 
         return Path(self.run_dir) if self.run_dir else None
+
+    def owned_folder(self):
+        """The run's folder, only when it lies inside RUNS_ROOT (nothing else is ever deleted)."""
+        from pathlib import Path
+
+        if not self.run_dir:
+            return None
+        path = Path(self.run_dir).resolve()
+        root = Path(settings.RUNS_ROOT).resolve()
+        return path if path != root and root in path.parents else None
 
     @property
     def is_active(self) -> bool:
@@ -248,3 +260,14 @@ class MetricPoint(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "seq", "name"], name="metric_seq_name_unique")]
         indexes = [models.Index(fields=["run", "name", "step"], name="metric_run_name_step")]
+
+
+@receiver(post_delete, sender=Run)
+def _delete_run_folder(sender, instance, **kwargs):
+    """Deleting a run (directly, or through its team from any path) deletes its folder once the
+    delete is committed (a rolled-back delete keeps it). Registered models were copied out of it."""
+    import shutil
+
+    folder = instance.owned_folder()
+    if folder is not None:
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))

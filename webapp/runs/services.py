@@ -405,23 +405,23 @@ def refresh_disk_usage(run: Run) -> int:
 
 
 def _safe_run_dir(run: Run) -> Path | None:
-    """The run's folder, only when it lies inside RUNS_ROOT (never delete anything else)."""
-    if not run.run_dir:
-        return None
-    path = Path(run.run_dir).resolve()
-    root = Path(settings.RUNS_ROOT).resolve()
-    return path if path != root and root in path.parents else None
+    return run.owned_folder()
+
+
+def people_labels(run: Run) -> dict[str, int]:
+    """What deleting the run takes from its annotators: their labels and how many people wrote them."""
+    from webapp.audits.models import Label
+
+    labels = Label.objects.filter(item__run=run)
+    return {"labels": labels.count(), "annotators": labels.values("annotator").distinct().count()}
 
 
 def delete_run(run: Run) -> None:
     """Delete a run, its events, samples, metrics and its folder. Active runs must be cancelled first."""
     if Run.objects.filter(pk=run.pk, state__in=Run.ACTIVE).exists():
         raise RunActionError("Cancel the run before deleting it (a queued or running run still uses its files).")
-    folder = _safe_run_dir(run)
     with transaction.atomic():
-        Run.objects.filter(pk=run.pk).delete()
-    if folder and folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)
+        Run.objects.filter(pk=run.pk).delete()  # its folder goes after the commit (models._delete_run_folder)
 
 
 def apply_retention(now=None) -> dict[str, int]:

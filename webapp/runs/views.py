@@ -149,9 +149,13 @@ def run_clone(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def run_delete(request, pk: int):
     run = get_run(request, pk)
+    labels = services.people_labels(run)
     if request.method == "POST":
         if request.POST.get("confirm") != run.name:
             messages.error(request, "Type the run's name to confirm.")
+        elif labels["labels"] and request.POST.get("delete_labels") != "1":
+            messages.error(request, f"This run has {labels['labels']} labels by {labels['annotators']} annotator(s): "
+                                    "export them first if you need them, then tick the box to delete them too.")
         else:
             try:
                 services.delete_run(run)
@@ -160,7 +164,7 @@ def run_delete(request, pk: int):
                 return redirect("runs:detail", pk=run.pk)
             messages.success(request, f"Run “{run.name}” and its files were deleted.")
             return redirect("runs:list")
-    return render(request, "runs/delete.html", {"run": run, "disk_bytes": services.refresh_disk_usage(run)})
+    return render(request, "runs/delete.html", {"run": run, "disk_bytes": services.refresh_disk_usage(run), "labels": labels})
 
 
 # --- JSON and downloads ---------------------------------------------------------------------------

@@ -32,8 +32,9 @@ def test_it_asks_for_confirmation_with_the_disk_usage(owner_client, finished):
     assert Run.objects.filter(pk=finished.pk).exists()
 
 
-def test_it_deletes_the_run_and_its_files(owner_client, finished):
-    response = owner_client.post(f"/runs/{finished.pk}/delete", {"confirm": finished.name}, follow=True)
+def test_it_deletes_the_run_and_its_files(owner_client, finished, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(f"/runs/{finished.pk}/delete", {"confirm": finished.name}, follow=True)
 
     assert response.redirect_chain[-1][0] == "/runs/"
     assert not Run.objects.filter(pk=finished.pk).exists()
@@ -46,6 +47,52 @@ def test_it_keeps_the_run_without_the_right_confirmation(owner_client, finished)
 
     assert [str(m) for m in response.context["messages"]] == ["Type the run's name to confirm."]
     assert Run.objects.filter(pk=finished.pk).exists() and finished.path.exists()
+
+
+@pytest.fixture
+def labelled(finished, team, annotator):
+    from webapp.audits.models import Label, ReviewItem
+    from webapp.runs.models import Sample
+
+    sample = Sample.objects.create(run=finished, seq=0, step=1, task="doc_general_qa", question="Q?", verdict="YES")
+    item = ReviewItem.objects.create(sample=sample, run=finished, team=team, task=sample.task, stage=0, step=1,
+                                     verifier_yes=True)
+    Label.objects.create(item=item, annotator=annotator, label="equivalent")
+    return finished
+
+
+def test_it_asks_before_it_deletes_annotators_labels(owner_client, labelled):
+    from webapp.audits.models import Label
+
+    page = owner_client.get(f"/runs/{labelled.pk}/delete").content.decode()
+    assert "1 label" in page and "1 annotator" in page and f"/review/runs/{labelled.pk}/labels.jsonl" in page
+
+    response = owner_client.post(f"/runs/{labelled.pk}/delete", {"confirm": labelled.name}, follow=True)
+    assert "This run has 1 labels by 1 annotator(s)" in [str(m) for m in response.context["messages"]][0]
+    assert Run.objects.filter(pk=labelled.pk).exists() and Label.objects.count() == 1
+
+    owner_client.post(f"/runs/{labelled.pk}/delete", {"confirm": labelled.name, "delete_labels": "1"})
+    assert not Run.objects.filter(pk=labelled.pk).exists() and Label.objects.count() == 0
+
+
+def test_deleting_a_team_deletes_its_runs_folders_too(finished, team, django_capture_on_commit_callbacks):
+    assert finished.path.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        team.delete()  # as the Django admin does: a cascade, no run.delete() of ours
+
+    assert not Run.objects.filter(pk=finished.pk).exists() and not finished.path.exists()
+
+
+def test_a_run_folder_outside_runs_root_is_never_deleted(finished, tmp_path, django_capture_on_commit_callbacks):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Run.objects.filter(pk=finished.pk).update(run_dir=str(outside))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        Run.objects.filter(pk=finished.pk).delete()
+
+    assert outside.exists()
 
 
 def test_it_refuses_to_delete_an_active_run(owner_client, run):
