@@ -65,7 +65,9 @@ class RoleForm(forms.Form):
 
 
 class QuotaForm(forms.Form):
-    quota = forms.IntegerField(min_value=0, max_value=1000, label="Concurrent-run quota")
+    quota = forms.IntegerField(min_value=0, max_value=1000, label="Runs at once")
+    queued = forms.IntegerField(min_value=0, max_value=10000, label="Runs waiting in the queue", required=False)
+    disk_gib = forms.IntegerField(min_value=0, max_value=1_000_000, label="Disk (GiB, 0: no limit)", required=False)
 
 
 class TokenForm(forms.Form):

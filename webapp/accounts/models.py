@@ -13,6 +13,12 @@ class Team(models.Model):
     concurrent_run_quota = models.PositiveIntegerField(
         default=2, help_text="How many runs of this team may be RUNNING at once."
     )
+    queued_run_quota = models.PositiveIntegerField(
+        default=20, help_text="How many runs of this team may wait QUEUED at once (0: no new run is queued)."
+    )
+    disk_quota_gib = models.PositiveIntegerField(
+        default=0, help_text="Disk for the team's corpora, evaluation sets and runs, in GiB (0: no limit)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

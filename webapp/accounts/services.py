@@ -114,15 +114,25 @@ def set_admin(user, is_admin: bool, acting_user) -> None:
     user.save(update_fields=["is_staff", "is_superuser"])
 
 
-def set_quota(team: Team, quota) -> Team:
+def _whole(value, what: str, low: int, high: int) -> int:
     try:
-        quota = int(quota)
+        number = int(value)
     except (TypeError, ValueError):
-        raise AccountError("The quota is a whole number of runs (0 stops new runs from starting).") from None
-    if not 0 <= quota <= 1000:
-        raise AccountError("The quota is between 0 and 1000 runs.")
-    team.concurrent_run_quota = quota
-    team.save(update_fields=["concurrent_run_quota"])
+        raise AccountError(f"{what} is a whole number.") from None
+    if not low <= number <= high:
+        raise AccountError(f"{what} is between {low} and {high:,}.")
+    return number
+
+
+def set_quota(team: Team, quota, queued=None, disk_gib=None) -> Team:
+    """Runs at once (0 stops new runs from starting), runs waiting QUEUED (0: none is queued), disk in
+    GiB (0: no limit); a value left out keeps the current one."""
+    team.concurrent_run_quota = _whole(quota, "The quota of runs at once", 0, 1000)
+    if queued not in (None, ""):
+        team.queued_run_quota = _whole(queued, "The quota of queued runs", 0, 10000)
+    if disk_gib not in (None, ""):
+        team.disk_quota_gib = _whole(disk_gib, "The disk quota", 0, 1_000_000)
+    team.save(update_fields=["concurrent_run_quota", "queued_run_quota", "disk_quota_gib"])
     return team
 
 

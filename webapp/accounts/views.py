@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
+from webapp import quotas
 from webapp.accounts import forms, services
 from webapp.accounts.access import admin_required
 from webapp.accounts.models import ApiToken, Invitation, Membership, Team
@@ -94,7 +95,9 @@ def team(request, pk: int):
         "invitations": team.invitations.filter(accepted_at__isnull=True).order_by("-created_at"),
         "invite_form": forms.InviteForm(),
         "add_form": forms.AddMemberForm(),
-        "quota_form": forms.QuotaForm(initial={"quota": team.concurrent_run_quota}),
+        "quota_form": forms.QuotaForm(initial={"quota": team.concurrent_run_quota, "queued": team.queued_run_quota,
+                                               "disk_gib": team.disk_quota_gib}),
+        "usage": quotas.usage(team),
         "roles": Membership.Role.choices,
     })
 
@@ -147,11 +150,13 @@ def add_member(request, pk: int):
 def set_quota(request, pk: int):
     team = get_object_or_404(Team, pk=pk)
     try:
-        services.set_quota(team, request.POST.get("quota"))
+        services.set_quota(team, request.POST.get("quota"), request.POST.get("queued"), request.POST.get("disk_gib"))
     except services.AccountError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{team.name} may run {team.concurrent_run_quota} runs at once.")
+        disk = f"{team.disk_quota_gib} GiB of disk" if team.disk_quota_gib else "disk without a limit"
+        messages.success(request, f"{team.name} may run {team.concurrent_run_quota} runs at once, queue "
+                                  f"{team.queued_run_quota} and use {disk}.")
     return redirect("accounts:team", pk=team.pk)
 
 

@@ -170,12 +170,24 @@ def _enqueue_ingest(corpus: Corpus) -> None:
     _send_after_commit(INGEST_CORPUS, Corpus, corpus.pk)
 
 
+def check_disk_quota(team, incoming_bytes: int) -> None:
+    """UploadRejected (nothing stored) when the upload does not fit the team's disk quota."""
+    from webapp.quotas import QuotaExceeded, check_can_store
+
+    try:
+        check_can_store(team, incoming_bytes)
+    except QuotaExceeded as exc:
+        raise UploadRejected([], str(exc)) from None
+
+
 def create_corpus_upload(team, name: str, files: list, user=None, options: dict | None = None) -> Corpus:
     """Store the uploaded files of a new corpus and queue its ingest (after commit).
 
     Files that fail the upload checks become UploadIssue rows and the rest go on; when no file is
-    usable, UploadRejected is raised and nothing is stored (no row, no folder)."""
+    usable, UploadRejected is raised and nothing is stored (no row, no folder), as it is when the
+    files do not fit the team's disk quota."""
     check_upload_count(files)
+    check_disk_quota(team, sum(getattr(f, "size", 0) or 0 for f in files))
     corpus = None
     try:
         with transaction.atomic():
@@ -577,6 +589,7 @@ def create_eval_set_upload(team, name: str, upload, user=None, format: str = "")
     problem = precheck_file(upload, EVAL_SUFFIXES)
     if problem:
         raise UploadRejected([problem], f"{problem.filename}: {problem.message}")
+    check_disk_quota(team, getattr(upload, "size", 0) or 0)
     eval_set = None
     try:
         with transaction.atomic():

@@ -91,6 +91,8 @@ def runs_api(request):
     except ConfigError as exc:
         errors = getattr(exc, "errors", None) or [exc]
         return _error("invalid config", errors=[{"field": e.field, "reason": e.reason} for e in errors])
+    except services.QuotaExceeded as exc:
+        return _error(str(exc), status=409)
     except (TypeError, ValueError) as exc:
         return _error(f"invalid config: {exc}")
     summary = run_summary(run)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from spell import rundir
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset, with_overrides
 from webapp.corpora.models import EvalSet
+from webapp.quotas import QuotaExceeded, check_can_queue  # noqa: F401 (QuotaExceeded: launch's callers)
 from webapp.runs import lifecycle
 from webapp.runs.models import MetricPoint, ModelEntry, Run, RunEvent, Sample
 
@@ -132,6 +133,8 @@ def launch(*, team, name: str, corpus, model_entry: ModelEntry, config: RunConfi
     if foreign:
         raise ConfigError("eval_sets", f"not a ready evaluation set of team {team}: {', '.join(foreign)}")
     with transaction.atomic():
+        type(team).objects.select_for_update().filter(pk=team.pk).first()  # launches of one team, one at a time
+        check_can_queue(team)  # QuotaExceeded: the form and the API say why
         run = Run.objects.create(
             team=team, name=name, corpus=corpus, model_entry=model_entry, config=config.to_dict(), preset=preset,
             queue=queue, state=lifecycle.INITIAL, queued_at=timezone.now(), created_by=user, cloned_from=cloned_from,

@@ -55,6 +55,8 @@ def run_new(request):
                 )
             except ConfigError as exc:  # the form validated; a change in between still gets a message
                 form.add_error(None, str(exc))
+            except services.QuotaExceeded as exc:
+                form.add_error(None, str(exc))
             else:
                 if getattr(run, "enqueue_error", ""):  # saved, but the broker is down: the reconciler sends it
                     messages.warning(request, f"Run “{run.name}” is saved as queued on {run.queue}. {run.enqueue_error}")
