@@ -388,7 +388,7 @@ def _make_engine(cfg: RunConfig, model: Any, tokenizer: Any, device: str, traine
     if cfg.engine.name == "vllm":
         from spell.engines.vllm_engine import VLLMEngine
 
-        return VLLMEngine.from_run_config(cfg) if hasattr(VLLMEngine, "from_run_config") else VLLMEngine(cfg.model.path)
+        return VLLMEngine.from_run_config(cfg)
     from spell.engines.hf import HFEngine
 
     return HFEngine(model, tokenizer, device=device, share_prefix=cfg.engine.prefix_caching,

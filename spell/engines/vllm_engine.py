@@ -125,6 +125,24 @@ def _config_max_positions(model_path: str) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def engine_arguments(cfg: Any, *, max_model_len: int | None = None) -> dict[str, Any]:
+    """VLLMEngine's arguments from a RunConfig: every engine knob, the model's dtype and code trust,
+    and the run's seed, so a run gets the engine its config describes (nothing silently dropped)."""
+    arguments: dict[str, Any] = {
+        "model_path": cfg.model.path,
+        "tensor_parallel": cfg.engine.tensor_parallel,
+        "prefix_caching": cfg.engine.prefix_caching,
+        "sleep_mode": cfg.engine.sleep_mode,
+        "gpu_memory_utilization": cfg.engine.gpu_memory_utilization,
+        "seed": cfg.run.seed,
+        "dtype": cfg.model.dtype or "auto",
+        "max_model_len": max_model_len,
+    }
+    if cfg.model.trust_remote_code:
+        arguments["llm_kwargs"] = {"trust_remote_code": True}
+    return arguments
+
+
 class VLLMEngine:
     """RolloutEngine on vLLM (`spell.engines.base.RolloutEngine`).
 
@@ -230,6 +248,11 @@ class VLLMEngine:
         self.llm = LLM(**kwargs)
         self.load_seconds = time.perf_counter() - start
         self.tokenizer = self.llm.get_tokenizer()
+
+    @classmethod
+    def from_run_config(cls, cfg: Any, *, max_model_len: int | None = None) -> "VLLMEngine":
+        """The engine a run's config asks for (`engine_arguments`)."""
+        return cls(**engine_arguments(cfg, max_model_len=max_model_len))
 
     # -- generation ----------------------------------------------------------------------------
 
