@@ -97,6 +97,16 @@ def _requeue(run) -> bool:
     return bool(run_services.requeue(run, auto=True))
 
 
+def gpus_serving(queue: str) -> int | None:
+    """The most GPUs (their NVML inventory, from the heartbeats) of an online worker that consumes
+    `queue`; None when no online worker consumes it. Never read from the queue's name."""
+    most = None
+    for worker in Worker.objects.filter(state=Worker.State.ONLINE).prefetch_related("gpus"):
+        if queue in (worker.queues or []):
+            most = max(most or 0, len(worker.gpus.all()))
+    return most
+
+
 # --- heartbeats ------------------------------------------------------------------------------------
 def heartbeat(
     hostname: str,

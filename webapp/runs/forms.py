@@ -205,19 +205,15 @@ def form_values(cfg: RunConfig) -> dict[str, Any]:
             if name not in services.MODEL_FIELDS and name not in services.SERVER_PATH_FIELDS}
 
 
-def _gpus_of(queue: str) -> int | None:
-    """GPUs a queue's name promises (queues are named for their hardware: gpu.8 -> 8)."""
-    tail = queue.rsplit(".", 1)[-1]
-    return int(tail) if queue.startswith("gpu") and tail.isdigit() else None
-
-
 def queue_for_preset(name: str) -> dict[str, Any]:
     """The queue a preset should train on, and why: {"queue", "note"}.
 
-    A CPU preset takes `cpu`. A CUDA preset needs `trainer.num_gpus` GPUs: first a GPU queue that an
-    online worker with that many GPUs consumes, then one whose name promises them (gpu.8), then any
-    GPU queue. The note says what was found, so a person sees when no worker can take the run yet.
+    A CPU preset takes `cpu`. A CUDA preset needs `trainer.num_gpus` GPUs: the first GPU queue that
+    an online worker with that many GPUs (its NVML inventory) consumes, else the first GPU queue, the
+    note saying that no worker can take the run yet.
     """
+    from webapp.fleet.services import gpus_serving
+
     cfg = spell_preset(name)
     choices = services.queue_choices()
     if cfg.trainer.device != "cuda":
@@ -226,19 +222,12 @@ def queue_for_preset(name: str) -> dict[str, Any]:
     gpu_queues = [q for q in choices if q != "cpu"]
     if not gpu_queues:
         return {"queue": choices[0], "note": f"{name} needs {need} CUDA GPU(s), and no GPU queue is configured (RUN_GPU_QUEUES)."}
-    from webapp.fleet.models import Worker
-
-    served: dict[str, int] = {}  # queue -> most GPUs of an online worker consuming it
-    for worker in Worker.objects.filter(state=Worker.State.ONLINE).prefetch_related("gpus"):
-        for q in worker.queues or []:
-            served[q] = max(served.get(q, 0), len(worker.gpus.all()))
     for q in gpu_queues:
-        if served.get(q, 0) >= need:
-            return {"queue": q, "note": f"{name} needs {need} CUDA GPU(s): {q} has an online worker with {served[q]}."}
-    promised = [q for q in gpu_queues if (_gpus_of(q) or 0) >= need]
-    queue = (promised or gpu_queues)[0]
-    fits = "" if promised else f" (no GPU queue promises {need} GPUs; check the fleet)"
-    return {"queue": queue, "note": f"{name} needs {need} CUDA GPU(s): {queue}{fits}; no online worker serves it yet."}
+        have = gpus_serving(q)
+        if have is not None and have >= need:
+            return {"queue": q, "note": f"{name} needs {need} CUDA GPU(s): {q} has an online worker with {have}."}
+    return {"queue": gpu_queues[0], "note": f"{name} needs {need} CUDA GPU(s): no online worker with that many "
+                                            f"serves a GPU queue yet ({gpu_queues[0]} chosen; check the fleet)."}
 
 
 def preset_values_json() -> str:

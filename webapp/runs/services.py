@@ -72,6 +72,14 @@ def build_config(preset_name: str, values: dict[str, Any], model_entry: ModelEnt
         errors = list(exc.errors)
     if queue == "cpu" and cfg.trainer.device == "cuda":
         errors.append(ConfigError("trainer.device", "the cpu queue has no GPUs: choose cpu or a gpu.* queue"))
+    elif cfg.trainer.device == "cuda":
+        from webapp.fleet.services import gpus_serving
+
+        have = gpus_serving(queue)  # None: no online worker serves it yet; the run waits for one
+        if have is not None and have < cfg.trainer.num_gpus:
+            errors.append(ConfigError("trainer.num_gpus", f"the workers serving {queue} have at most {have} GPU(s) "
+                                      f"(their NVML inventory), not {cfg.trainer.num_gpus}: lower it or choose "
+                                      "another queue"))
     if errors:
         errors[0].errors = errors
         raise errors[0]

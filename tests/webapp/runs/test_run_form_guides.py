@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from webapp.fleet.models import Gpu, Worker
+from webapp.runs import services
 from webapp.runs.forms import knob_bounds, queue_for_preset
 from webapp.runs.models import Run
 
@@ -89,10 +92,15 @@ def test_a_form_wide_error_is_in_the_summary_too(owner_client, team, corpus, mod
 
 def test_a_cuda_preset_picks_a_gpu_queue(owner_client, corpus, model_entry, settings):
     settings.RUN_GPU_QUEUES = ["gpu.1", "gpu.8"]
-
     assert queue_for_preset("cpu-demo")["queue"] == "cpu"
+    unknown = queue_for_preset("paper-7b")  # no worker yet: a queue's name promises nothing
+    assert unknown["queue"] == "gpu.1" and "no online worker with that many" in unknown["note"]
+    node = Worker.objects.create(hostname="n@x", queues=["gpu.8"], state=Worker.State.ONLINE)
+    for i in range(8):
+        Gpu.objects.create(worker=node, index=i)
+
     fit = queue_for_preset("paper-7b")
-    assert fit["queue"] == "gpu.8" and "8 CUDA GPU" in fit["note"]
+    assert fit["queue"] == "gpu.8" and "8 CUDA GPU" in fit["note"] and "online worker with 8" in fit["note"]
     response = owner_client.get("/runs/new?preset=paper-7b")
     assert response.context["form"]["queue"].value() == "gpu.8"
     presets = json.loads(response.context["presets_json"])
@@ -110,6 +118,24 @@ def test_a_cuda_preset_prefers_a_queue_an_online_worker_with_enough_gpus_serves(
     assert "no online worker" in queue_for_preset("paper-7b")["note"]  # the big one is offline
     Worker.objects.filter(pk=big.pk).update(state=Worker.State.ONLINE)
     assert queue_for_preset("paper-7b")["queue"] == "gpu.big"
+
+
+def test_a_launch_needing_more_gpus_than_the_queues_workers_have_is_refused(db, settings):
+    from spell.config import ConfigError
+    from webapp.runs.models import ModelEntry
+
+    model_entry = ModelEntry.objects.create(name="qwen-7b", path="/models/qwen", max_positions=32768)
+    settings.RUN_GPU_QUEUES = ["gpu.8"]
+    node = Worker.objects.create(hostname="n@x", queues=["gpu.8"], state=Worker.State.ONLINE)
+    for i in range(4):  # named gpu.8, but its worker reports 4 GPUs
+        Gpu.objects.create(worker=node, index=i)
+
+    with pytest.raises(ConfigError) as refused:
+        services.build_config("paper-7b", {}, model_entry, "gpu.8")
+    assert [e.field for e in refused.value.errors] == ["trainer.num_gpus"]
+    assert "at most 4 GPU(s) (their NVML inventory), not 8" in refused.value.reason
+    assert services.build_config("paper-7b", {"trainer.num_gpus": 4, "engine.tensor_parallel": 4}, model_entry,
+                                 "gpu.8").trainer.num_gpus == 4
 
 
 def test_a_corpus_page_prefills_its_corpus(owner_client, team, corpus, model_entry):
