@@ -129,7 +129,18 @@ def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int
         raise BadInput(f"the model in {cfg.model.path} does not fit the asked context: {exc}") from None
     eval_sets = _eval_sets(cfg)
     checkpoint = _find_checkpoint(options.out) if options.resume else None
+    if checkpoint is not None:
+        check_world_size(checkpoint, _distributed()[1])
     return records, positions, checkpoint, eval_sets
+
+
+def check_world_size(checkpoint: Any, world: int) -> None:
+    """A run resumes on the number of processes its checkpoint was written by (DeepSpeed's optimizer
+    state is one shard per rank); another number is refused before anything loads."""
+    saved = int(checkpoint.state.extra.get("world_size", 1) or 1)
+    if saved != world:
+        raise BadInput(f"checkpoint {checkpoint.path.name} was written by {saved} process(es) and this attempt has "
+                       f"{world}: resume with {saved} (trainer.num_gpus = {saved} on a worker with that many GPUs)")
 
 
 def _check_ablation_inputs(cfg: RunConfig) -> list[Any] | None:
@@ -412,7 +423,7 @@ def _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events) ->
         rng=ckpt.capture_rng_state(),
         # Scored only when the evaluation ran on exactly these weights.
         eval_score=last_eval["mean"] if last_eval and last_eval["step"] == step else None,
-        extra={"best": best},
+        extra={"best": best, "world_size": _distributed()[1]},
     )
     full = getattr(trainer, "full_state_dict", None)  # ZeRO-3 gathers the sharded weights
     path = ckpt.save_checkpoint(

@@ -124,6 +124,23 @@ def test_resume_after_step_k_gives_the_same_step_k_plus_1(tiny_path, corpus, tmp
     assert any(e["type"] == "log" and e["payload"]["message"] == "resumed from step 1" for e in resumed)
 
 
+def test_a_resume_on_another_number_of_processes_is_refused_before_anything_loads(tiny_path, corpus, tmp_path,
+                                                                                 monkeypatch):
+    from spell import checkpoint as ckpt
+    from spell.train import BadInput
+
+    _run(tiny_path, corpus, tmp_path / "run", steps=1)
+    saved = ckpt.load_checkpoint(tmp_path / "run" / "checkpoints")
+    assert saved.state.extra["world_size"] == 1  # written into every checkpoint
+
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    overrides = {k: json.loads(v) for k, v in dict(s.split("=", 1) for s in TINY_SETTINGS).items()}
+    cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path), overrides=overrides)
+    with pytest.raises(BadInput, match=r"written by 1 process\(es\) and this attempt has 8: resume with 1"):
+        train(cfg, TrainOptions(corpus=corpus, out=tmp_path / "run", resume=True, attempt=2, progress=False),
+              make_engine=_scripted)
+
+
 def test_a_time_budget_stops_before_a_step_that_would_not_fit_and_saves(tiny_path, corpus, tmp_path):
     # 0.01 minutes: the first step runs (nothing measured yet) and takes longer than the budget.
     events = _run(tiny_path, corpus, tmp_path / "run", steps=5, **{"run.time_budget_minutes": 0.01,
