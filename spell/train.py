@@ -16,7 +16,9 @@ current step, checkpoints, emits log "paused" and exits 0.
 Several GPUs: started by `deepspeed --num_gpus N -m spell train ...`, every rank runs this same
 loop with the same seeds (so the same rollouts), the DeepSpeed trainer shards the optimizer
 state, and only rank 0 writes events, config, provenance and checkpoints. This path has not been
-run here (no GPU): rollouts are not split across ranks, which wastes (N-1)/N of generation.
+run here (no GPU) and is not finished (issue 14): rollouts are not split across ranks, which wastes
+(N-1)/N of generation, and rank 0 alone saving cannot gather ZeRO-3 weights (a collective) on
+several ranks. A checkpoint records its world size; a resume on another one is refused.
 """
 
 from __future__ import annotations
