@@ -42,7 +42,11 @@ def no_wider_than_the_window(page) -> None:
 def test_a_member_goes_from_home_to_a_guided_run_form(live_server, world, page, screenshots):
     from playwright.sync_api import expect
 
+    from webapp.fleet.models import Gpu, Worker
+
     _team, corpus = world
+    node = Worker.objects.create(hostname="gpu@node", queues=["gpu.8"], state=Worker.State.ONLINE)  # 8 GPUs by NVML
+    Gpu.objects.bulk_create(Gpu(worker=node, index=i) for i in range(8))
     log_in(page, live_server.url, "olga", PASSWORD)
     expect(page.locator("#next-steps")).to_be_visible()
     expect(page.locator("header nav a[aria-current=page]")).to_have_count(0)  # home: the brand is current
@@ -65,7 +69,7 @@ def test_a_member_goes_from_home_to_a_guided_run_form(live_server, world, page, 
 
     page.select_option("select[name=preset]", "paper-7b")
     expect(page.locator("select[name=queue]")).to_have_value("gpu.8")
-    expect(page.locator("#queue-note")).to_contain_text("8 CUDA GPU")
+    expect(page.locator("#queue-note")).to_contain_text("8 CUDA GPU(s): gpu.8 has an online worker with 8")
 
 
 @pytest.mark.parametrize("width", [1400, 390])

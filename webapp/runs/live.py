@@ -14,11 +14,37 @@ def group_name(run_id: int) -> str:
     return f"run-{run_id}"
 
 
-def group_send(layer, run_id: int, message: dict[str, Any]) -> None:
+def _send(layer, group: str, message: dict[str, Any]) -> None:
+    """layer.group_send from sync code; from a thread that runs an event loop itself (a sync caller
+    inside async code, e.g. a browser test's driver), through a helper thread of its own."""
+    import asyncio
+    import threading
+
     from asgiref.sync import async_to_sync
 
     try:
-        async_to_sync(layer.group_send)(group_name(run_id), message)
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(layer.group_send)(group, message)
+        return
+    failure: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the caller's thread
+            failure.append(exc)
+
+    helper = threading.Thread(target=send, name=f"group-send-{group}", daemon=True)
+    helper.start()
+    helper.join(timeout=10)
+    if failure:
+        raise failure[0]
+
+
+def group_send(layer, run_id: int, message: dict[str, Any]) -> None:
+    try:
+        _send(layer, group_name(run_id), message)
     except Exception:  # noqa: BLE001 - the database is the record; the live edge may drop a message
         log.exception("run %s: could not send to the channel layer", run_id)
 
@@ -45,14 +71,12 @@ def user_group_name(user_id: int) -> str:
 def access_changed(user_id: int, channel_layer: Any = None) -> None:
     """A user's memberships or admin rights changed: each of their open run sockets checks again
     whether they may still see its run, and closes when not (RunConsumer.access_changed)."""
-    from asgiref.sync import async_to_sync
-
     if channel_layer is None:
         from channels.layers import get_channel_layer
 
         channel_layer = get_channel_layer()
     try:
-        async_to_sync(channel_layer.group_send)(user_group_name(user_id), {"type": "access.changed"})
+        _send(channel_layer, user_group_name(user_id), {"type": "access.changed"})
     except Exception:  # noqa: BLE001 - the next connect checks access anyway
         log.exception("user %s: could not tell their open run pages that their access changed", user_id)
 
