@@ -326,3 +326,28 @@ def test_each_role_has_its_own_completion_limit_under_the_common_ceiling():
     assert "run.steps" in fields_of(validate(with_overrides(RunConfig(), {"run.steps": 0})))
     # a knob whose feature does not exist yet is refused, not silently ignored
     assert "eval.judge" in fields_of(validate(with_overrides(RunConfig(), {"eval.judge": True})))
+
+
+def test_every_declared_bound_is_enforced_by_validate():
+    from spell.config import describe_fields, validate, with_overrides
+
+    base = preset("cpu-demo")
+    bounded = {n: i for n, i in describe_fields(base).items() if i.minimum is not None or i.maximum is not None}
+    assert {"run.steps", "selfplay.group_size", "sampling.temperature", "trainer.zero_stage"} <= set(bounded)
+    for name, info in bounded.items():
+        is_int = info.type.startswith("int")
+        outside = []
+        if info.minimum is not None:
+            outside.append(info.minimum if info.min_open else info.minimum - (1 if is_int else 0.5))
+        if info.maximum is not None:
+            outside.append(info.maximum + (1 if is_int else 0.5))
+        for value in outside:
+            errors = validate(with_overrides(base, {name: int(value) if is_int else value}))
+            assert name in [e.field for e in errors], (name, value)
+
+
+def test_a_zero_step_run_is_refused():
+    from spell.config import validate, with_overrides
+
+    errors = validate(with_overrides(preset("cpu-demo"), {"run.steps": 0}))
+    assert [(e.field, e.reason) for e in errors] == [("run.steps", "must be >= 1 (got 0)")]

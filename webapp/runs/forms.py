@@ -3,18 +3,13 @@ section, over a preset; validated by RunConfig itself, with its messages on the 
 
 from __future__ import annotations
 
-import ast
 import functools
-import inspect
 import json
-import textwrap
-from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from django import forms
 from django.conf import settings
 
-from spell import config as spell_config
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset
 from webapp.accounts.access import member_teams
 from webapp.corpora.models import Corpus, EvalSet
@@ -109,64 +104,18 @@ def _num(v: Any) -> str:
 
 @functools.lru_cache(maxsize=1)
 def knob_bounds() -> dict[str, dict[str, float]]:
-    """{dotted knob: {"min": lo, "max": hi}} for the inputs' min / max attributes.
-
-    A knob's own `min` / `max` metadata wins (the issue on config bounds puts them in `knob()`);
-    until a knob has them, they are read from the declarative checks of `spell.config.validate`:
-    `at_least(name, lo)` -> min lo, `share(name)` -> [0, 1], `positive(name)` -> min 0 (1 for a
-    whole number). The browser does not enforce them (the form is `novalidate`): validate() stays
-    the one judge, with its messages in the error summary; the attributes guide typing and spinners.
-    """
+    """{dotted knob: {"min": lo, "max": hi}} for the inputs' min / max attributes, from the bounds
+    each `knob()` declares in spell/config.py (validate() enforces the same ones). The browser does
+    not enforce them (the form is `novalidate`): validate() stays the one judge, with its messages in
+    the error summary; the attributes guide typing and spinners."""
     out: dict[str, dict[str, float]] = {}
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(spell_config.validate)))
-    except (OSError, TypeError, SyntaxError):  # no source (a frozen build): metadata only
-        tree = None
-    nodes = list(ast.walk(tree)) if tree is not None else []
-    # `z = cfg.trainer.zero_stage` ... `if not (0 <= z <= 3)`: a range check of one knob
-    local = {node.targets[0].id: _dotted(node.value) for node in nodes
-             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-             and _dotted(node.value)}
-    for node in nodes:
-        if isinstance(node, ast.Compare) and len(node.ops) == 2 and all(isinstance(op, (ast.Lt, ast.LtE)) for op in node.ops):
-            middle = node.comparators[0]
-            name = local.get(middle.id) if isinstance(middle, ast.Name) else _dotted(middle)
-            try:
-                lo, hi = ast.literal_eval(node.left), ast.literal_eval(node.comparators[1])
-            except ValueError:
-                continue
-            if name and isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
-                out.setdefault(name, {}).update({"min": lo, "max": hi})
-    for node in nodes:
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
-                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            continue
-        name, helper = node.args[0].value, node.func.id
-        if helper == "at_least" and len(node.args) >= 2:
-            try:
-                out.setdefault(name, {})["min"] = ast.literal_eval(node.args[1])
-            except ValueError:
-                continue
-        elif helper == "share":
-            out.setdefault(name, {}).update({"min": 0, "max": 1})
-        elif helper == "positive":
-            out.setdefault(name, {})["min"] = 0
-            out[name]["positive"] = True
-    defaults = RunConfig()
-    for section in dataclass_fields(RunConfig):
-        for f in dataclass_fields(getattr(defaults, section.name)):
-            for key in ("min", "max"):
-                if f.metadata.get(key) is not None:
-                    out.setdefault(f"{section.name}.{f.name}", {})[key] = f.metadata[key]
+    for name, info in describe_fields().items():
+        bounds = {key: value for key, value in (("min", info.minimum), ("max", info.maximum)) if value is not None}
+        if bounds:
+            if info.min_open:
+                bounds["positive"] = True  # above the minimum, not equal to it
+            out[name] = bounds
     return out
-
-
-def _dotted(node) -> str | None:
-    """`cfg.section.key` as "section.key" (else None)."""
-    if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-            and isinstance(node.value.value, ast.Name) and node.value.value.id == "cfg"):
-        return f"{node.value.attr}.{node.attr}"
-    return None
 
 
 def _number_attrs(dotted: str, whole: bool) -> dict[str, str]:

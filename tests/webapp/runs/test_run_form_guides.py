@@ -52,7 +52,7 @@ def test_numeric_inputs_carry_the_configs_bounds(owner_client, corpus, model_ent
     assert 'min="0"' in _input(html, "optim__lr")  # > 0: the browser can only say >= 0
 
 
-def test_the_bounds_follow_validate():
+def test_the_bounds_are_the_ones_the_knobs_declare():
     bounds = knob_bounds()
     assert bounds["selfplay.group_size"]["min"] == 2
     assert bounds["run.steps"]["min"] == 1
