@@ -56,6 +56,8 @@ class _TextKnob(forms.CharField):
 
     def to_python(self, value: Any) -> Any:
         text = (super().to_python(value) or "").strip()
+        if "\x00" in text:  # checked on the text: CharField's own check runs on the parsed list, which hides it
+            raise forms.ValidationError("Null characters are not allowed.", code="null_characters_not_allowed")
         parts = [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
         try:
             if self.kind == "list[int]":

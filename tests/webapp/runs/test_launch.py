@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from django.conf import settings
 
@@ -228,3 +229,16 @@ def test_a_folder_left_under_the_new_runs_name_is_moved_aside_not_resumed(run, s
     assert aside.name.startswith(f"{old.name}.stale-")
     assert (aside / "checkpoints" / "latest").read_text() == "step-000007\n"  # nothing deleted
     assert claim_run_dir(run) == old  # no folder: nothing to move
+
+
+@pytest.mark.parametrize("field, value", [
+    ("name", "demo\x00run"),
+    ("selfplay__verifier_tasks", "doc_general_qa, doc\x00mc"),  # a list field: parsed before CharField's own check
+    ("tasks__mix", "doc_general_qa=1, doc\x00mc=1"),
+])
+def test_a_nul_in_any_text_field_is_a_form_error_never_a_500(owner_client, corpus, model_entry, field, value):
+    response = owner_client.post("/runs/new", post_data(corpus, model_entry, **{field: value}))
+
+    assert response.status_code == 200 and field in response.context["form"].errors
+    assert "Null characters are not allowed" in str(response.context["form"].errors[field])
+    assert not Run.objects.exists()
