@@ -123,11 +123,38 @@ def training_environment(environ: dict[str, str] | None = None) -> dict[str, str
     return {**kept, "PYTHONUNBUFFERED": "1"}
 
 
-def train_command() -> list[str]:
-    """`python -m spell train`, or SPELL_TRAIN_COMMAND from the environment (a launcher prefix such
-    as `deepspeed --num_gpus 8 -m spell train`, or the test double of the process protocol)."""
+def train_command(config: dict | None = None, gpus: int | None = None) -> list[str]:
+    """The training process's command for a run's frozen `config`: `python -m spell train` for a
+    CPU run or one GPU; torchrun (`python -m spell.torchrun`: torchrun whose agent survives the pause
+    signal) `--standalone --nproc_per_node N -m spell train` when the run asks for N > 1 GPUs
+    (trainer.num_gpus), one process per GPU, torchrun setting RANK / WORLD_SIZE / MASTER_ADDR for
+    each (multi-node is torchrun's own rendezvous, not ours). `gpus`: what this worker
+    has (its NVML inventory; None = read it). SPELL_TRAIN_COMMAND, when set, replaces the whole prefix
+    (the test double of the process protocol, or a site's own launcher). NotEnoughGpus when the run
+    needs more GPUs than this worker has."""
     override = os.environ.get("SPELL_TRAIN_COMMAND", "").strip()
-    return shlex.split(override) if override else [sys.executable, "-m", "spell", "train"]
+    if override:
+        return shlex.split(override)
+    plain = [sys.executable, "-m", "spell", "train"]
+    trainer = (config or {}).get("trainer") or {}
+    if trainer.get("device") != "cuda":
+        return plain
+    need = max(int(trainer.get("num_gpus") or 1), 1)
+    if gpus is None:
+        from workers.heartbeat import read_gpus
+
+        gpus = len(read_gpus()[0])
+    if need > gpus:
+        raise NotEnoughGpus(f"The run needs {need} GPU(s) (trainer.num_gpus) and this worker has {gpus}: "
+                            "it cannot start here. Launch it on a queue whose workers have that many, or lower "
+                            "trainer.num_gpus.")
+    if need == 1:
+        return plain
+    return [sys.executable, "-m", "spell.torchrun", "--standalone", f"--nproc_per_node={need}", "-m", "spell", "train"]
+
+
+class NotEnoughGpus(RuntimeError):
+    """This worker has fewer GPUs than the run asks for: the attempt fails with this message."""
 
 
 # --- prepare ----------------------------------------------------------------------------
@@ -231,7 +258,7 @@ class Supervisor:
         self.run = run
         self.attempt = run.attempt
         self.root = Path(run.run_dir)
-        self.command = command or train_command()
+        self.command = command  # None: train_command() for the run's config, in start()
         self.poll_seconds = poll_seconds
         self.relay: EventRelay | None = None  # made by start() (it reads the run's stored offset)
         self.process: subprocess.Popen | None = None
@@ -246,6 +273,8 @@ class Supervisor:
         return args + (["--resume"] if resume else [])
 
     def start(self) -> None:
+        if self.command is None:  # here, not in __init__: a refusal (NotEnoughGpus) ends the attempt FAILED
+            self.command = train_command(self.run.config)
         self.relay = EventRelay(self.run.pk, self.root / rundir.EVENTS, attempt=self.attempt)
         config_path, corpus_path = prepare_run_dir(self.run)
         step = resume_point(self.root)
