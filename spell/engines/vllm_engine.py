@@ -250,9 +250,25 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
 
     @classmethod
-    def from_run_config(cls, cfg: Any, *, max_model_len: int | None = None) -> "VLLMEngine":
-        """The engine a run's config asks for (`engine_arguments`)."""
-        return cls(**engine_arguments(cfg, max_model_len=max_model_len))
+    def from_run_config(cls, cfg: Any, *, max_model_len: int | None = None, **machine_options: Any) -> "VLLMEngine":
+        """The engine a run's config asks for (`engine_arguments`); `machine_options` are this
+        machine's own settings that no config holds (chunked_prefill, cpu_kvcache_gib, ...)."""
+        return cls(**engine_arguments(cfg, max_model_len=max_model_len), **machine_options)
+
+    def settings(self) -> dict[str, Any]:
+        """What the running vLLM engine was built with, read back from its own config (the values
+        engine_arguments asked for, as vLLM holds them)."""
+        vllm_config = self.llm.llm_engine.vllm_config
+        model, cache, parallel = vllm_config.model_config, vllm_config.cache_config, vllm_config.parallel_config
+        return {
+            "model": model.model,
+            "dtype": str(model.dtype).removeprefix("torch."),
+            "seed": model.seed,
+            "tensor_parallel": parallel.tensor_parallel_size,
+            "prefix_caching": bool(cache.enable_prefix_caching),
+            "gpu_memory_utilization": cache.gpu_memory_utilization,
+            "sleep_mode": bool(model.enable_sleep_mode),
+        }
 
     # -- generation ----------------------------------------------------------------------------
 

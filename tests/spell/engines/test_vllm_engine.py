@@ -141,6 +141,7 @@ def test_vllm_engine_generates_syncs_weights_and_follows_schema(tmp_path):
     print(json.dumps(result, indent=1))  # shown with -s / on failure: timings and texts
     assert "error" not in result, f"{result['error']}\n{proc.stderr[-6000:]}"
     checks = result["checks"]
+    assert checks["config_reaches_engine"], result["info"].get("engine_settings")  # each value read back from vLLM
     assert checks["greedy_matches_hf_before"], result
     assert checks["completion_shape"], result
     assert checks["greedy_matches_hf_after_push"], result

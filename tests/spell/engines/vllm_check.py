@@ -100,19 +100,28 @@ def run(args) -> dict:
     info["parameters"] = sum(p.numel() for p in hf.parameters())
     info["state_dict_tensors"] = len(hf.state_dict())
 
+    from spell.config import preset, with_overrides
+
     t0 = time.perf_counter()
-    # sleep_mode=True on purpose: on CPU the engine must turn it off and keep working.
-    engine = VLLMEngine(
-        args.model,
-        dtype="float32",
-        max_model_len=args.max_model_len,
-        seed=0,
-        sleep_mode=True,
-        prefix_caching=True,
+    # Built the way a run builds it: from a run config, every engine.* and model.dtype setting set to
+    # something other than the engine's own default, then read back from vLLM (sleep_mode=True on
+    # purpose: on CPU the engine must turn it off and keep working).
+    cfg = with_overrides(preset("cpu-demo"), {
+        "model.path": args.model, "model.dtype": "float32", "engine.name": "vllm", "engine.tensor_parallel": 1,
+        "engine.prefix_caching": False, "engine.sleep_mode": True, "engine.gpu_memory_utilization": 0.5,
+        "run.seed": 7,
+    })
+    engine = VLLMEngine.from_run_config(
+        cfg, max_model_len=args.max_model_len,
         chunked_prefill={"auto": None, "on": True, "off": False}[args.chunked_prefill],
     )
     timings["load_s"] = round(time.perf_counter() - t0, 2)
     info["sleep_mode_effective"] = engine.sleep_mode
+    info["engine_settings"] = engine.settings()
+    checks["config_reaches_engine"] = {k: v for k, v in info["engine_settings"].items() if k != "sleep_mode"} == {
+        "model": args.model, "dtype": "float32", "seed": 7, "tensor_parallel": 1, "prefix_caching": False,
+        "gpu_memory_utilization": 0.5,
+    }
     try:
         engine.sleep()  # no-ops on CPU
         engine.wake_up()
