@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from spell.config import ConfigError
 from webapp.accounts.access import api_or_session_auth, member_teams
 from webapp.corpora.models import Corpus, EvalSet
+from webapp.quotas import QuotaExceeded
 from webapp.runs import services
 from webapp.runs.models import ModelEntry, Run
 
@@ -91,7 +92,7 @@ def runs_api(request):
     except ConfigError as exc:
         errors = getattr(exc, "errors", None) or [exc]
         return _error("invalid config", errors=[{"field": e.field, "reason": e.reason} for e in errors])
-    except services.QuotaExceeded as exc:
+    except QuotaExceeded as exc:
         return _error(str(exc), status=409)
     except (TypeError, ValueError) as exc:
         return _error(f"invalid config: {exc}")

@@ -27,7 +27,7 @@ from django.utils import timezone
 from spell import rundir
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset, with_overrides
 from webapp.corpora.models import EvalSet
-from webapp.quotas import QuotaExceeded, check_can_queue  # noqa: F401 (QuotaExceeded: launch's callers)
+from webapp.quotas import check_can_queue
 from webapp.runs import lifecycle
 from webapp.runs.models import MetricPoint, ModelEntry, Run, RunEvent, Sample
 
@@ -415,10 +415,6 @@ def refresh_disk_usage(run: Run) -> int:
     return run.disk_bytes
 
 
-def _safe_run_dir(run: Run) -> Path | None:
-    return run.owned_folder()
-
-
 def people_labels(run: Run) -> dict[str, int]:
     """What deleting the run takes from its annotators: their labels and how many people wrote them."""
     from webapp.audits.models import Label
@@ -448,7 +444,7 @@ def apply_retention(now=None) -> dict[str, int]:
         latest = latest_checkpoint(run)
         removed = 0
         for ckpt in checkpoints(run):
-            if ckpt["name"] != latest and _safe_run_dir(run):
+            if ckpt["name"] != latest and run.owned_folder():
                 shutil.rmtree(run.path / rundir.CHECKPOINTS / ckpt["name"], ignore_errors=True)
                 removed += 1
         if removed:

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from spell.config import ConfigError, describe_fields
 from webapp.accounts.access import api_or_session_auth, member_teams, require_member, require_member_somewhere, role_in
+from webapp.quotas import QuotaExceeded
 from webapp.runs import services
 from webapp.runs.forms import SECTIONS, RunForm, form_values, preset_values_json
 from webapp.runs.models import Run, Sample
@@ -55,7 +56,7 @@ def run_new(request):
                 )
             except ConfigError as exc:  # the form validated; a change in between still gets a message
                 form.add_error(None, str(exc))
-            except services.QuotaExceeded as exc:
+            except QuotaExceeded as exc:
                 form.add_error(None, str(exc))
             else:
                 if getattr(run, "enqueue_error", ""):  # saved, but the broker is down: the reconciler sends it

@@ -8,6 +8,7 @@ import pytest
 
 from tests.webapp.corpora.files import long_text, upload
 from tests.webapp.runs.factories import make_corpus, make_run
+from tests.webapp.runs.test_launch import post_data
 from webapp.corpora.models import Corpus, EvalSet
 from webapp.runs.models import ModelEntry, Run
 
@@ -31,13 +32,7 @@ def test_a_launch_past_the_queued_run_quota_is_refused_by_the_form_and_the_api(c
     api = client.post("/runs/api/runs", {"name": "second", "corpus": corpus.pk, "model": "tiny"},
                       content_type="application/json")
     assert api.status_code == 409 and "1 runs waiting in the queue, its limit (1)" in api.json()["error"]
-    form = client.get("/runs/new").context["form"]
-    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, (list, dict))}
-    data.update(name="third", corpus=corpus.pk, model_entry=model_entry.pk, preset="cpu-demo", queue="cpu")
-    for f in form.fields:
-        if f not in data and form[f].value() is not None and not isinstance(form[f].value(), list):
-            data[f] = form[f].value()
-    page = client.post("/runs/new", data)
+    page = client.post("/runs/new", post_data(corpus, model_entry, name="third"))
     assert page.status_code == 200 and "its limit (1)" in page.content.decode()
     assert list(Run.objects.values_list("name", flat=True)) == ["first"]
 
