@@ -57,7 +57,7 @@ def test_queued_work_is_sent_again_after_the_broker_lost_it(world, broker):
     env = child_env(RUNS_ROOT=world["runs_root"], WORKER_HEARTBEAT_SECONDS=1, REDIS_URL=broker.url)
     worker = PrivateBrokerWorker(broker.url, queues="default,cpu", name="afterloss", env=env).start()
     try:
-        wait_for(lambda: EvalSet.objects.get(pk=eval_set.pk).status not in ("PENDING", "INGESTING"),
+        wait_for(lambda: EvalSet.objects.get(pk=eval_set.pk).status not in (EvalSet.Status.PENDING, EvalSet.Status.INGESTING),
                  "the evaluation set to be read", logs=[worker])
         ingested = EvalSet.objects.get(pk=eval_set.pk)
         assert ingested.status == EvalSet.Status.READY and ingested.items == 100, ingested.error
