@@ -28,6 +28,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from spell.distributed import SINGLE, DataParallel
+
 # The layout's names and the rule for "complete" and "latest" live in spell/rundir.py (torch-free,
 # shared with the worker and the web app); re-exported here for the loop and the tests.
 from spell.rundir import (  # noqa: F401 - re-exported
@@ -136,22 +138,35 @@ def save_checkpoint(
     keep_last: int = 2,
     keep_best: bool = True,
     higher_is_better: bool = True,
+    group: DataParallel = SINGLE,
 ) -> Path:
     """Write checkpoint `step-NNNNNN` under `root` (DIR/checkpoints), point `latest` at it,
     then apply retention. `save_optimizer(folder)` writes the trainer's state into the folder
-    (trainer.save_optimizer); `model_state_dict` overrides the model's own weights (ZeRO-3)."""
+    (trainer.save_optimizer); `model_state_dict` overrides the model's own weights (ZeRO-3).
+
+    Several ranks all call this: they share one scratch folder (named after rank 0's process),
+    rank 0 writes the model, the tokenizer and the state, every rank writes its own optimizer
+    shard through `save_optimizer` (DeepSpeed's checkpoint is collective), and rank 0 alone moves
+    the folder into place, once every rank is done."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(state.step)
-    scratch = root / f"{_SCRATCH}{final.name}-{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
+    scratch = root / f"{_SCRATCH}{final.name}-{group.broadcast(os.getpid())}"
+    if group.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
-        model.save_pretrained(scratch / MODEL_DIR, state_dict=model_state_dict)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(scratch / MODEL_DIR)
+    group.barrier()
+    try:
+        if group.is_main:
+            model.save_pretrained(scratch / MODEL_DIR, state_dict=model_state_dict)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(scratch / MODEL_DIR)
         if save_optimizer is not None:
             save_optimizer(scratch)
+        group.barrier()
+        if not group.is_main:
+            group.barrier()  # rank 0 moves the folder into place
+            return final
         _write_json(scratch / STATE_FILE, state.to_json())
     except BaseException as exc:
         # A write that failed (often a full disk: safetensors and torch.save word it their own way)
@@ -172,6 +187,7 @@ def save_checkpoint(
     scratch.rename(final)
     _write_text_atomically(root / LATEST, final.name + "\n")
     apply_retention(root, keep_last=keep_last, keep_best=keep_best, higher_is_better=higher_is_better)
+    group.barrier()
     return final
 
 

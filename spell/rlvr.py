@@ -32,7 +32,7 @@ from spell.parsing import extract_answer
 from spell.progress import NO_PROGRESS, Progress
 from spell.rollout import Rollout, derive_seed
 from spell.selfplay import SelfPlayState, StepResult
-from spell.update import ROLES, PolicyUpdate, update_sequences
+from spell.update import ROLES, PolicyUpdate, update_sequences, weight_sync
 
 
 def _digest(path: Path) -> str:
@@ -96,7 +96,7 @@ class RLVRStep:
         self.state = state or SelfPlayState.from_config(cfg)
         self.updater = PolicyUpdate(
             trainer, ref_model=ref_model, kl_coef=cfg.loss.kl_coef, recompute_old_logprobs=recompute_old_logprobs,
-            sync_weights=sync_weights or (lambda: engine.sync_weights(trainer.model.state_dict())),
+            sync_weights=sync_weights or weight_sync(engine, trainer),
             progress=progress,
         )
         self._prompts: dict[str, list[int]] = {}  # item id -> prompt ids (items are fixed)

@@ -16,8 +16,12 @@ Small models (structured.grounded): each prompt gets a grammar built from its ow
 with selfplay.question_quality_filter an ill-formed one is a format error), and tasks outside
 selfplay.verifier_tasks are rewarded by the rule score alone.
 
-Every call to the engine gets a seed derived from (run seed, step, generation batch, phase), so
-a step is reproducible from its inputs alone (resume gives the same step as an uninterrupted run).
+Every prompt gets a seed derived from its work item (run seed, step, generation batch, phase,
+question slot, and the answer for a verifier prompt), never from the process: a step is
+reproducible from its inputs alone (resume gives the same step as an uninterrupted run), and
+several ranks (spell/distributed.py) can split a generation batch by question slot, each running
+every phase of its own questions, then gather the proposals so that each rank holds the whole
+batch, as one process would have generated it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Sequence
 from spell import grounded, prompts
 from spell.config import role_max_tokens
 from spell.curriculum import HistoryMemory, LengthCurriculum, fit_questioner_documents, fit_responder_documents
+from spell.distributed import SINGLE, DataParallel
 from spell.engines.base import Completion, RolloutEngine, SamplingParams
 from spell.parsing import FORMAT_ERROR, OK, QuestionParse, extract_answer, parse_questioner, parse_verifier
 from spell.progress import NO_PROGRESS, Progress
@@ -160,6 +165,8 @@ class Proposal:
     skipped: str = ""  # why no responder ran although the record was valid ("context", "ungrounded")
     quality: Quality | None = None  # the question-quality rule's verdict on a parsed record
     fitted_out: int = 0  # documents dropped to fit the context (memory.overflow = fit)
+    slot: int = 0  # the question's place in its generation batch (its seeds derive from it)
+    rank: int = 0  # the process that generated it (slot % world size)
 
     @property
     def context_tokens(self) -> int:
@@ -173,6 +180,25 @@ class Phases:
     seconds: dict[str, float] = field(default_factory=lambda: {"questioner": 0.0, "grounding": 0.0, "responder": 0.0, "verifier": 0.0})
     skipped_clusters: int = 0  # questioner documents did not fit the stage / prompt limit
     generated_tokens: int = 0
+    # Of skipped_clusters, those the responder phase skipped (its own questions: per rank)
+    context_skips: int = 0
+    # Per rank (rank order): generated tokens and seconds of generation, to show a straggler
+    per_rank: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def merge(cls, ranks: list["Phases"]) -> "Phases":
+        """The phases of one generation batch split over ranks: a phase took as long as its
+        slowest rank; tokens and responder skips add up; the questioner planning's skips are the
+        same on every rank (every rank plans every slot) and count once."""
+        planned = ranks[0].skipped_clusters - ranks[0].context_skips
+        context = sum(r.context_skips for r in ranks)
+        return cls(
+            seconds={k: max(r.seconds[k] for r in ranks) for k in ranks[0].seconds},
+            skipped_clusters=planned + context,
+            generated_tokens=sum(r.generated_tokens for r in ranks),
+            context_skips=context,
+            per_rank=[{"generated_tokens": r.generated_tokens, "seconds": sum(r.seconds.values())} for r in ranks],
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,9 +222,10 @@ class RolloutRunner:
 
     def __init__(
         self, engine: RolloutEngine, tokenizer: Any, cfg: Any, corpus: Corpus, model_positions: int,
-        judge: Judge | None = None, progress: Progress = NO_PROGRESS,
+        judge: Judge | None = None, progress: Progress = NO_PROGRESS, group: DataParallel = SINGLE,
     ):
         self.engine = engine
+        self.group = group
         self.progress = progress
         self.tokenizer = tokenizer
         self.cfg = cfg
@@ -224,14 +251,17 @@ class RolloutRunner:
 
     def _generate(
         self, phases: Phases, phase: str, prompts_: list[list[int]], n: int, sampling: SamplingParams, engine: Any = None,
-        grammars: list[str | None] | None = None,
+        grammars: list[str | None] | None = None, seeds: list[int] | None = None,
     ) -> list[list[Completion]]:
-        if not prompts_:
+        # Several ranks call the engine even with nothing to generate: under ZeRO-3 entering a
+        # generation gathers the weights, a collective every rank must join.
+        if not prompts_ and not self.group.several:
             return []
         started = time.monotonic()
         engine = engine or self.engine
         with self.progress.phase(phase, len(prompts_) * n) as reported:
-            out = engine.generate(prompts_, n, sampling, grammars=grammars or None, progress=reported.advance)
+            out = engine.generate(prompts_, n, sampling, grammars=grammars or None, progress=reported.advance,
+                                  seeds=seeds)
         phases.seconds[phase] += time.monotonic() - started
         phases.generated_tokens += sum(len(c.token_ids) for group in out for c in group)
         return out
@@ -259,8 +289,9 @@ class RolloutRunner:
         # the answer letters (what the release's <correct_answer> placeholder is for).
         draw_letter = self.style == "release"
         proposals: list[Proposal] = []
+        slot = 0  # every rank plans every slot (the same draws); each generates its own slots only
         for task, count in self.task_counts().items():
-            pending: list[tuple[str, list[str], int, list[int], str | None, int]] = []
+            pending: list[tuple[str, list[str], int, list[int], str | None, int, int]] = []
             clusters = self.corpus.clusters_for(task)
             for _ in range(count):
                 # A cluster whose questioner documents do not fit is fitted (memory.overflow = fit)
@@ -287,15 +318,18 @@ class RolloutRunner:
                             ids = encode(doc_ids)
                     grammar = grounded.questioner_grammar(task, self.corpus.docs(doc_ids)) if grounded_records else None
                     if len(ids) <= budget and (grammar is not None or not grounded_records):
-                        pending.append((cluster.id, doc_ids, depth, ids, grammar, dropped))
+                        if self.group.owns(slot):
+                            pending.append((cluster.id, doc_ids, depth, ids, grammar, dropped, slot))
+                        slot += 1
                         break
                     phases.skipped_clusters += 1
             chars = prompts.text_budget(role_max_tokens(cfg, "questioner"))
             schema = prompts.questioner_schema(task, chars) if structured and not grounded_records else None
             sampling = self.sampling(derive_seed(seed, "questioner", task), schema, role="questioner")
             grammars = [p[4] for p in pending] if grounded_records else None
-            outputs = self._generate(phases, "questioner", [p[3] for p in pending], 1, sampling, grammars=grammars)
-            for (cluster_id, doc_ids, depth, ids, _, dropped), (completion,) in zip(pending, outputs):
+            outputs = self._generate(phases, "questioner", [p[3] for p in pending], 1, sampling, grammars=grammars,
+                                     seeds=[derive_seed(seed, "questioner", p[6]) for p in pending])
+            for (cluster_id, doc_ids, depth, ids, _, dropped, slot_), (completion,) in zip(pending, outputs):
                 parse = parse_questioner(
                     task,
                     completion.text,
@@ -304,7 +338,7 @@ class RolloutRunner:
                     strict=cfg.prompts.strict_record,
                 )
                 proposal = Proposal(task, cluster_id, doc_ids, depth, curriculum.max_context, Rollout(ids, completion), parse,
-                                    fitted_out=dropped)
+                                    fitted_out=dropped, slot=slot_, rank=self.group.rank)
                 self._judge_quality(proposal)
                 proposals.append(proposal)
         return proposals
@@ -341,7 +375,8 @@ class RolloutRunner:
         ids = [self.encode(prompts.grounding_messages(p.task, p.parse.question, p.parse.options, style=self.style)) for p in valid]
         # Under a responder grammar the guess is decoded as the responder answers (its answer line).
         grammars = [grounded.responder_grammar(p.task) for p in valid] if self.cfg.structured.responder else None
-        outputs = self._generate(phases, "grounding", ids, 1, self.sampling(derive_seed(seed, "grounding")), grammars=grammars)
+        outputs = self._generate(phases, "grounding", ids, 1, self.sampling(derive_seed(seed, "grounding")), grammars=grammars,
+                                 seeds=[derive_seed(seed, "grounding", p.slot) for p in valid])
         for p, prompt_ids, (completion,) in zip(valid, ids, outputs):
             p.grounding = Rollout(prompt_ids, completion)
             p.grounding_score = rule_score(p.task, completion.text, p.parse.answer)
@@ -374,6 +409,7 @@ class RolloutRunner:
             if ids is None:
                 p.skipped = "context"
                 phases.skipped_clusters += 1
+                phases.context_skips += 1
                 continue
             p.responder_doc_ids = kept
             todo.append((p, ids))
@@ -382,7 +418,7 @@ class RolloutRunner:
         if self.cfg.structured.responder:
             grammars = [grounded.responder_grammar(p.task) for p, _ in todo]
         outputs = self._generate(phases, "responder", [ids for _, ids in todo], G, self.sampling(derive_seed(seed, "responder")),
-                                 grammars=grammars)
+                                 grammars=grammars, seeds=[derive_seed(seed, "responder", p.slot) for p, _ in todo])
         for (p, ids), completions in zip(todo, outputs):
             for c in completions:
                 extracted = extract_answer(p.task, c.text)
@@ -399,11 +435,12 @@ class RolloutRunner:
         tokenizer = self.judge.tokenizer if self.judge else self.tokenizer
         decision_only = cfg.structured.verifier and cfg.structured.grounded
         todo: list[tuple[Proposal, Answer, list[int]]] = []
+        answer_seeds: list[int] = []
         if cfg.selfplay.verifier_enabled:
             for p in proposals:
                 if p.task not in cfg.selfplay.verifier_tasks:
                     continue  # this task's reward is the rule score alone
-                for a in p.answers:
+                for index, a in enumerate(p.answers):
                     if a.extracted is None:
                         continue
                     messages = prompts.verifier_messages(
@@ -411,13 +448,14 @@ class RolloutRunner:
                         structured=cfg.structured.verifier, style=self.style, grounded=decision_only,
                     )
                     todo.append((p, a, self.encode(messages, tokenizer)))
+                    answer_seeds.append(derive_seed(seed, "verifier", p.slot, index))
         chars = prompts.text_budget(role_max_tokens(cfg, "verifier"))
         schema = prompts.verifier_schema(chars) if cfg.structured.verifier and not decision_only else None
         sampling = self.sampling(derive_seed(seed, "verifier"), schema, role="verifier")
         if decision_only:
             sampling = replace(sampling, grammar=grounded.verifier_grammar())
         outputs = self._generate(phases, "verifier", [ids for *_, ids in todo], cfg.selfplay.verifier_samples, sampling,
-                                 engine=self.judge.engine if self.judge else None)
+                                 engine=self.judge.engine if self.judge else None, seeds=answer_seeds)
         for (p, a, ids), completions in zip(todo, outputs):
             decisions = [parse_verifier(c.text) for c in completions]
             majority = verifier_majority(decisions, rule=cfg.rewards.majority)
@@ -429,12 +467,16 @@ class RolloutRunner:
     def generation_batch(
         self, memory: HistoryMemory, curriculum: LengthCurriculum, rng: random.Random, seed: int
     ) -> tuple[list[Proposal], Phases]:
+        """One generation batch: this rank's question slots through every phase, then every rank's
+        proposals gathered, in slot order (one process: its own, which are all of them)."""
         phases = Phases()
         proposals = self.propose(memory, curriculum, rng, seed, phases)
         self.ground(proposals, seed, phases)
         self.respond(proposals, curriculum, seed, phases)
         self.verify(proposals, seed, phases)
-        return proposals, phases
+        gathered = self.group.gather((proposals, phases))
+        proposals = sorted((p for ranked, _ in gathered for p in ranked), key=lambda p: p.slot)
+        return proposals, Phases.merge([ranked for _, ranked in gathered])
 
 
 __all__ = [

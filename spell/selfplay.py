@@ -8,6 +8,11 @@
 The generation phases live in spell/rollout.py; rewards, batch and advantages are small pure
 functions in their own modules, the update in spell/update.py. With no varied group the update
 is skipped, but the step's metrics and every sample still go out.
+
+Several ranks (spell/distributed.py): each generates its share of every generation batch and
+receives the others' (spell/rollout.py), so from the rewards on every rank computes the same
+records, memory, update batch and metrics; the trainer then trains each rank's shard of the
+update batch (spell/trainers/base.py). `distributed` in the metrics says who did what.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import torch
 
 from spell import batch as batching
 from spell.curriculum import HistoryMemory, LengthCurriculum, MemoryEntry
+from spell.distributed import SINGLE, DataParallel
 from spell.parsing import DROPPED, FORMAT_ERROR
 from spell.progress import NO_PROGRESS, Progress
 from spell.rewards import questioner_reward, verifier_group_eligible, verifier_judgment_rewards
 from spell.rollout import Corpus, Judge, Proposal, RolloutRunner, derive_seed
-from spell.update import ROLES, PolicyUpdate, update_sequences
+from spell.update import ROLES, PolicyUpdate, update_sequences, weight_sync
 
 
 @dataclass
@@ -85,17 +91,20 @@ class SelfPlay:
         sync_weights: Callable[[], None] | None = None,
         judge: Judge | None = None,
         progress: Progress = NO_PROGRESS,
+        group: DataParallel = SINGLE,
     ):
         self.cfg = cfg
         self.engine = engine
         self.trainer = trainer
         self.tokenizer = tokenizer
         # judge: an external verifier (selfplay.verifier_model); None = the policy judges.
-        self.runner = RolloutRunner(engine, tokenizer, cfg, corpus, model_positions, judge=judge, progress=progress)
+        self.group = group
+        self.runner = RolloutRunner(engine, tokenizer, cfg, corpus, model_positions, judge=judge, progress=progress,
+                                    group=group)
         self.state = state or SelfPlayState.from_config(cfg)
         self.updater = PolicyUpdate(
             trainer, ref_model=ref_model, kl_coef=cfg.loss.kl_coef, recompute_old_logprobs=recompute_old_logprobs,
-            sync_weights=sync_weights or (lambda: engine.sync_weights(trainer.model.state_dict())),
+            sync_weights=sync_weights or weight_sync(engine, trainer),
             progress=progress,
         )
 
@@ -117,6 +126,7 @@ class SelfPlay:
         forced_promotion = False
         gen_seconds: dict[str, float] = {}
         skipped_clusters = generated_tokens = 0
+        per_rank = [{"generated_tokens": 0.0, "seconds": 0.0} for _ in range(self.group.world)]
         while not sampler.done:
             b = sampler.batches
             proposals, phases = self.runner.generation_batch(memory, curriculum, rng, derive_seed(seed, "batch", b))
@@ -124,6 +134,9 @@ class SelfPlay:
                 gen_seconds[k] = gen_seconds.get(k, 0.0) + v
             skipped_clusters += phases.skipped_clusters
             generated_tokens += phases.generated_tokens
+            for mine, theirs in zip(per_rank, phases.per_rank):
+                for k in mine:
+                    mine[k] += theirs[k]
             if not proposals and phases.skipped_clusters and not curriculum.is_last:
                 # Nothing fits this stage (every sampled cluster too long for it): move the length
                 # curriculum on and try again in this step; an empty batch does not count.
@@ -168,6 +181,8 @@ class SelfPlay:
             scored, sampler, update, train_metrics, role_counts, times, gen_seconds, total,
             skipped_clusters, generated_tokens, stage_index, stage_tokens,
         )
+        metrics["distributed"] = _distributed_metrics(scored, per_rank)
+        metrics["time"].update(_rank_times(per_rank))
         trained_ids = {id(q) for q in update.questioner} | {id(g.question) for g in update.responder}
         samples = [x for s in scored for x in self._samples(s, stage_index, stage_tokens, id(s.record) in trained_ids)]
         return StepResult(step, metrics, samples, trained=bool(train_metrics), promoted=promoted)
@@ -373,6 +388,8 @@ class SelfPlay:
             "curriculum_stage": stage_index,
             "curriculum_max_context": stage_tokens,
             "generation_batch": s.generation_batch,
+            "slot": p.slot,  # the work item: its seeds, and the rank that generated it
+            "rank": p.rank,
             "rbar": r.rbar,
             "trained": trained,
         }
@@ -401,6 +418,26 @@ class SelfPlay:
                 "rewards": {"questioner": r.reward, "responder": a.reward, "verifier": _mean(vg.rewards) if vg else None},
             })
         return out
+
+
+def _distributed_metrics(scored: list[_Scored], per_rank: list[dict[str, float]]) -> dict[str, Any]:
+    """Who did what in this step: the world size, and each rank's questions and generated tokens
+    (their seconds, and the slowest rank, are under `time`)."""
+    # Keyed by rank (as text): each rank is one dotted metric name (`distributed.generated_tokens_per_rank.1`).
+    return {
+        "world_size": len(per_rank),
+        "questions_per_rank": {str(r): sum(1 for s in scored if s.proposal.rank == r) for r in range(len(per_rank))},
+        "generated_tokens_per_rank": {str(r): int(t["generated_tokens"]) for r, t in enumerate(per_rank)},
+    }
+
+
+def _rank_times(per_rank: list[dict[str, float]]) -> dict[str, Any]:
+    """Generation seconds per rank and the slowest rank: a straggler shows as one rank far above
+    the others (the step waits for it at every gather)."""
+    seconds = [round(r["seconds"], 4) for r in per_rank]
+    slowest = max(range(len(seconds)), key=lambda r: seconds[r])
+    return {"generation_per_rank": {str(r): s for r, s in enumerate(seconds)}, "slowest_rank": slowest,
+            "slowest_rank_generation": seconds[slowest]}
 
 
 def _confusion(judged: list[Any]) -> dict[str, Any]:

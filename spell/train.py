@@ -13,19 +13,21 @@ same step k+1 as an uninterrupted run (on CPU; GPU kernels are not bit-reproduci
 Process control (docs/architecture.md): SIGTERM stops now (exit 143); SIGUSR1 finishes the
 current step, checkpoints, emits log "paused" and exits 0.
 
-Several GPUs: started by `deepspeed --num_gpus N -m spell train ...`, every rank runs this same
-loop with the same seeds (so the same rollouts), the DeepSpeed trainer shards the optimizer
-state, and only rank 0 writes events, config, provenance and checkpoints. This path has not been
-run here (no GPU) and is not finished (issue 14): rollouts are not split across ranks, which wastes
-(N-1)/N of generation, and rank 0 alone saving cannot gather ZeRO-3 weights (a collective) on
-several ranks. A checkpoint records its world size; a resume on another one is refused.
+Several ranks (`python -m spell.torchrun --nproc_per_node N -m spell train ...`, which a worker
+launches for trainer.num_gpus = N; NCCL on GPUs, gloo on CPU): every rank runs this same loop
+with the same seeds. Each generates its share of a step's questions and receives the others'
+(spell/rollout.py), so every rank builds the same update batch and metrics; each trains its shard
+of it under DeepSpeed ZeRO (spell/trainers/base.py); checkpoints are written by all of them (ZeRO-3
+gathers collectively, each rank saves its optimizer shard, rank 0 the rest); only rank 0 writes
+events, config and provenance. Decisions that end a step (pause, time budget) are rank 0's or any
+rank's, agreed by a collective, so no rank waits in a collective the others left. A checkpoint
+records its world size; a resume on another one is refused.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import random
 import signal
 import sys
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from spell.config import ConfigError, RunConfig, config_from_mapping, preset, with_overrides
+from spell.distributed import DataParallel
 from spell.evaluation import BadInput
 
 EXIT_CANCELLED = 143
@@ -52,6 +55,11 @@ class TrainOptions:
     progress: bool = True  # bars on a TTY, a progress line every `log_every` s in a log
     log_every: float = 10.0
     heartbeat_s: float = 10.0
+
+
+class RanksDiverged(RuntimeError):
+    """Data-parallel ranks that should hold one model hold different weights (a bug, never a
+    user error): the run stops rather than train on."""
 
 
 class Cancelled(BaseException):
@@ -94,12 +102,6 @@ def resolve_config(
     return cfg
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment; (0, 1) for a plain process."""
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-    return rank, int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int, Any, dict[str, list[Any]]]:
     """Config values, corpus, model folder and context, checkpoint: all before touching OUT."""
     from spell.data.ingest import CorpusFormatError, document_sets, read_corpus_jsonl
@@ -130,9 +132,13 @@ def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int
     except ConfigError as exc:
         raise BadInput(f"the model in {cfg.model.path} does not fit the asked context: {exc}") from None
     eval_sets = _eval_sets(cfg)
+    world = DataParallel.from_environment().world
+    if world > 1 and cfg.trainer.backend != "deepspeed":
+        raise BadInput(f"{world} processes train one run only under trainer.backend = deepspeed (ZeRO shards the "
+                       f"update and averages the gradients); trainer.backend = {cfg.trainer.backend} trains in one process")
     checkpoint = _find_checkpoint(options.out) if options.resume else None
     if checkpoint is not None:
-        check_world_size(checkpoint, _distributed()[1])
+        check_world_size(checkpoint, world)
     return records, positions, checkpoint, eval_sets
 
 
@@ -213,8 +219,8 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     `make_engine(model, tokenizer, cfg)` replaces the engine (tests wrap the HF engine)."""
     records, positions, checkpoint, eval_sets = _check_inputs(cfg, options)
     rlvr_items = _check_ablation_inputs(cfg)
-    rank, world = _distributed()
-    is_main = rank == 0
+    group = DataParallel.from_environment()
+    world, is_main = group.world, group.is_main
 
     import torch
 
@@ -236,6 +242,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
     model, tokenizer = load_model(model_dir, dtype=dtype, device=device)
 
     trainer = _make_trainer(cfg, model, tokenizer, device, policy_loss)
+    trainer.group = group  # (the DeepSpeed trainer has started torch.distributed for several ranks)
     if make_engine is not None:
         engine = make_engine(model, tokenizer, cfg)
     else:
@@ -271,7 +278,7 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         selfplay = SelfPlay(
             cfg, engine, trainer, tokenizer, corpus, positions, state, ref_model=ref_model,
             recompute_old_logprobs=cfg.engine.name != "hf", judge=_make_judge(cfg, dtype, device),
-            progress=progress,
+            progress=progress, group=group,
         )
 
     out = options.out
@@ -317,8 +324,8 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
                            budget_minutes=cfg.run.time_budget_minutes, steps_done=step - 1 - start_step)
                 if cfg.eval.every_steps and eval_sets and (last_eval is None or last_eval.get("step") != step - 1):
                     best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, progress, step - 1, best)
-                if is_main and step - 1 > start_step:
-                    _save(cfg, out, step - 1, trainer, tokenizer, state, best, last_eval, events)
+                if step - 1 > start_step:
+                    _save(cfg, out, step - 1, trainer, tokenizer, state, best, last_eval, events, group)
                 bar.close()
                 events.log("finished", step=step - 1, reason="time budget")
                 return 0
@@ -348,9 +355,12 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
                 best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, progress, step, best)
                 clock.evaluated(last_eval["seconds"])
             last = step == cfg.run.steps
+            # A pause asked of any rank pauses all of them, after the same step (the signal
+            # reaches each rank at its own moment).
+            pause["requested"] = bool(group.max([1.0 if pause["requested"] else 0.0])[0])
             due = (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0) or last or pause["requested"]
-            if due and is_main:
-                _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events)
+            if due:
+                _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events, group)
             bar.update(1)
             bar.set_postfix_str(_postfix(result.metrics))
             if progress.console == "lines":  # a log: one line a step (a bar's redraws would fill it)
@@ -408,12 +418,15 @@ def _make_engine(cfg: RunConfig, model: Any, tokenizer: Any, device: str, traine
                     generation_context=trainer.generation_context)
 
 
-def _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events) -> None:
+def _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events, group) -> None:
     """Write checkpoint step-NNNNNN (model, optimizer, curricula, RNG), move `latest`, apply
-    retention (newest K + best by eval), and tell the worker."""
+    retention (newest K + best by eval), and tell the worker. Every rank calls it (see
+    spell.checkpoint.save_checkpoint); with several, each rank's weights digest goes in the
+    checkpoint event and ranks that disagree are an error."""
     from spell import checkpoint as ckpt
 
-    events.check_owner()  # retention deletes checkpoints: never on behalf of a superseded attempt
+    if group.is_main:
+        events.check_owner()  # retention deletes checkpoints: never on behalf of a superseded attempt
     before = {p.name for p in ckpt.list_checkpoints(out / "checkpoints")}
     training_state = ckpt.TrainingState(
         step=step,
@@ -425,21 +438,24 @@ def _save(cfg, out, step, trainer, tokenizer, state, best, last_eval, events) ->
         rng=ckpt.capture_rng_state(),
         # Scored only when the evaluation ran on exactly these weights.
         eval_score=last_eval["mean"] if last_eval and last_eval["step"] == step else None,
-        extra={"best": best, "world_size": _distributed()[1]},
+        extra={"best": best, "world_size": group.world},
     )
-    full = getattr(trainer, "full_state_dict", None)  # ZeRO-3 gathers the sharded weights
+    full = getattr(trainer, "full_state_dict", None)  # ZeRO-3 gathers the sharded weights (every rank)
+    digests = group.gather(trainer.weights_digest()) if group.several else None
     path = ckpt.save_checkpoint(
         out / "checkpoints", training_state, trainer.model, tokenizer,
         save_optimizer=trainer.save_optimizer, model_state_dict=full() if full else None,
-        keep_last=cfg.checkpoint.keep_last, keep_best=cfg.checkpoint.keep_best,
+        keep_last=cfg.checkpoint.keep_last, keep_best=cfg.checkpoint.keep_best, group=group,
     )
     after = {p.name for p in ckpt.list_checkpoints(out / "checkpoints")}
-    events.emit(
-        "checkpoint",
-        {"path": str(path), "name": path.name, "eval_score": training_state.eval_score,
-         "removed": sorted(before - after), "kept": sorted(after)},
-        step=step,
-    )
+    payload = {"path": str(path), "name": path.name, "eval_score": training_state.eval_score,
+               "removed": sorted(before - after), "kept": sorted(after)}
+    if digests is not None:
+        payload.update(world_size=group.world, weights_digest_per_rank=digests)
+    events.emit("checkpoint", payload, step=step)
+    if digests is not None and len(set(digests)) > 1:  # every rank sees it, so every rank stops
+        raise RanksDiverged(f"the ranks hold different weights after step {step} (digests {digests}): the run is no "
+                            "longer one model; resume from an earlier checkpoint")
 
 
 def _eval_sets(cfg: RunConfig) -> dict[str, list[Any]]:

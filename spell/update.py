@@ -116,6 +116,16 @@ class PolicyUpdate:
                 seq.ref_logprobs = lp
 
 
+def weight_sync(engine: Any, trainer: Any) -> Callable[[], None]:
+    """After each optimizer step: the trainer's whole weights into the engine (on every rank,
+    each rank's own engine). Nothing for an engine that generates with the trained module itself
+    (the colocated HF engine), where gathering ZeRO-3 weights would only cost a copy."""
+    if getattr(engine, "colocated", False) and getattr(engine, "model", None) is trainer.model:
+        return lambda: None
+    weights = getattr(trainer, "engine_state_dict", None) or trainer.model.state_dict
+    return lambda: engine.sync_weights(weights())
+
+
 def model_logprobs(model: Any, sequences: list[TrainSequence], settings: Any) -> list[list[float]]:
     """Response-token log-probabilities of `sequences` under `model` (the frozen reference), at
     the trainer's temperature."""

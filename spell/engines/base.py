@@ -63,10 +63,14 @@ class RolloutEngine(Protocol):
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
         grammars: Sequence[str | None] | None = None, progress: ProgressCallback | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """For each prompt (token ids) return `n` completions, in prompt order. `grammars`, when
         given, holds one EBNF grammar (or None: `sampling`'s own constraint) per prompt.
-        `progress(sequences, tokens)` is called as parts of the work finish (spell/progress.py)."""
+        `progress(sequences, tokens)` is called as parts of the work finish (spell/progress.py).
+        `seeds`, when given, holds one seed per prompt (in place of `sampling.seed`): a prompt's
+        samples then depend on its own seed only, not on the prompts beside it in the call, so
+        ranks that split a batch draw what one process would."""
         ...
 
     def sync_weights(self, state_dict: dict[str, Any]) -> None:

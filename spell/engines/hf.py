@@ -30,7 +30,7 @@ import transformers
 from transformers import DynamicCache, GenerationConfig
 
 from spell.engines.base import Completion, EngineStats, ProgressCallback, SamplingParams, logprob_temperature
-from spell.engines.sampling import NucleusSampler
+from spell.engines.sampling import NucleusSampler, row_generator
 
 
 class _LogprobRecorder(transformers.LogitsProcessor):
@@ -121,6 +121,7 @@ class HFEngine:
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
         grammars: Sequence[str | None] | None = None, progress: ProgressCallback | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """For each prompt (token ids) return `n` completions, in prompt order; `progress` hears
         of each batch as it finishes.
@@ -128,13 +129,18 @@ class HFEngine:
         Prompts are grouped (shortest first, at most `max_batch_sequences` sequences per group),
         left padded, and generated together. Same `sampling.seed` and inputs -> same outputs; the
         global torch RNG is left as it was. `grammars`: one EBNF grammar per prompt (None: the
-        prompt follows `sampling`'s own schema or grammar, if any)."""
+        prompt follows `sampling`'s own schema or grammar, if any). `seeds`: one per prompt, in
+        place of `sampling.seed`; then each sample draws from its own generator, so a prompt's
+        completions do not depend on which other prompts share the call (up to the floating point
+        of a different batch shape)."""
         if n < 1:
             raise ValueError("n must be at least 1")
         if any(len(p) == 0 for p in prompts):
             raise ValueError("empty prompt")
         if grammars is not None and len(grammars) != len(prompts):
             raise ValueError(f"{len(grammars)} grammars for {len(prompts)} prompts")
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         shared = sampling.grammar if sampling.grammar is not None else sampling.json_schema
         constraints = [shared if g is None else g for g in grammars] if grammars is not None else [shared] * len(prompts)
         results: list[list[Completion]] = [[] for _ in prompts]
@@ -145,7 +151,9 @@ class HFEngine:
             with self._generation_context():
                 for batch_number, batch in enumerate(self._batches(prompts, n)):
                     seed = None if sampling.seed is None else sampling.seed + batch_number
-                    completions = self._generate_batch(batch, n, sampling, seed, [constraints[i] for i in batch.prompt_indices])
+                    row_seeds = None if seeds is None else [seeds[i] for i in batch.prompt_indices]
+                    completions = self._generate_batch(batch, n, sampling, seed, [constraints[i] for i in batch.prompt_indices],
+                                                       row_seeds)
                     for slot, prompt_index in enumerate(batch.prompt_indices):
                         results[prompt_index] = completions[slot * n : (slot + 1) * n]
                     if progress is not None:
@@ -196,6 +204,7 @@ class HFEngine:
 
     def _generate_batch(
         self, batch: _Batch, n: int, sampling: SamplingParams, seed: int | None, constraints: Sequence[Any],
+        row_seeds: Sequence[int] | None = None,
     ) -> list[Completion]:
         width = batch.input_ids.shape[1]
         room = self.max_positions - width
@@ -210,7 +219,10 @@ class HFEngine:
             grammar = self._schema_compiler().rows_processor([c for c in constraints for _ in range(n)])
             processors.append(grammar)
         if not sampling.greedy:
-            processors.append(NucleusSampler(sampling.temperature, sampling.top_p))
+            generators = None
+            if row_seeds is not None:  # row order: each prompt's n samples together (repeat_interleave)
+                generators = [row_generator(s, k, self.device) for s in row_seeds for k in range(n)]
+            processors.append(NucleusSampler(sampling.temperature, sampling.top_p, generators=generators))
         ids = batch.input_ids.repeat_interleave(n, dim=0)
         mask = batch.attention_mask.repeat_interleave(n, dim=0)
         kwargs: dict[str, Any] = {}

@@ -21,6 +21,7 @@ import inspect
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any, Iterator, Sequence
 
 from spell.engines.base import Completion, EngineStats, ProgressCallback, SamplingParams
@@ -309,10 +310,12 @@ class VLLMEngine:
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
         grammars: Sequence[str | None] | None = None, progress: ProgressCallback | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """For each prompt (token ids) return `n` completions, in prompt order; `grammars` gives
-        each prompt its own EBNF grammar (vLLM takes one SamplingParams per prompt); `progress`
-        hears of each request as it finishes (through vLLM's own progress-bar hook).
+        each prompt its own EBNF grammar and `seeds` its own seed (vLLM takes one SamplingParams
+        per prompt, and a seeded request draws from its own generator); `progress` hears of each
+        request as it finishes (through vLLM's own progress-bar hook).
 
         Under a schema or grammar the log-probabilities vLLM reports are taken after the grammar
         mask (renormalised over the allowed tokens), unlike free text; see docs/vllm.md. vLLM does
@@ -325,10 +328,16 @@ class VLLMEngine:
             return []
         from vllm.inputs import TokensPrompt
 
-        if grammars is not None:
-            if len(grammars) != len(prompts):
-                raise ValueError(f"{len(grammars)} grammars for {len(prompts)} prompts")
-            params = [self._vllm_sampling(n, sampling, g) for g in grammars]
+        if grammars is not None and len(grammars) != len(prompts):
+            raise ValueError(f"{len(grammars)} grammars for {len(prompts)} prompts")
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+        if grammars is not None or seeds is not None:
+            params = [
+                self._vllm_sampling(n, sampling if seeds is None else replace(sampling, seed=int(seeds[i])),
+                                    None if grammars is None else grammars[i])
+                for i in range(len(prompts))
+            ]
         else:
             params = self._vllm_sampling(n, sampling)
         inputs = [TokensPrompt(prompt_token_ids=[int(t) for t in p]) for p in prompts]

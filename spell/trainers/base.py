@@ -8,6 +8,14 @@ gradient); the trainer owns packing, accumulation, clipping and the optimizer.
 Accumulation is exact: with token-mean aggregation each micro-batch's loss is weighted by its
 share of the batch's response tokens (seq-mean: its share of the sequences), so the summed
 gradients equal those of the whole batch in one pass, whatever the micro-batch split.
+
+Data parallel (spell/distributed.py): every rank is given the whole batch and trains its shard
+(`balanced_shards`: about equal tokens, a shared prompt's sequences together). The weights stay
+those of the whole batch (the global token count, not the shard's), and the loss is multiplied
+by the world size because the DeepSpeed engine averages the ranks' gradients: the averaged
+gradient is the one-process gradient of the whole batch. Every rank runs as many micro-batches as
+the busiest one (the others pad with a weight-0 micro-batch), since ZeRO's gradient reduction and
+ZeRO-3's parameter gathering are collectives that every rank must join equally often.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any, ContextManager, Protocol, Sequence
 
 import torch
 
+from spell.distributed import SINGLE, DataParallel, balanced_shards
 from spell.engines.base import logprob_temperature
 from spell.trainers.logprobs import TokenLogprobs, token_logprobs
 
@@ -322,6 +331,7 @@ class PolicyTrainer(ABC):
         self._share_prefix = (settings.share_prefix and settings.loss_aggregation == "token-mean"
                               and attention in ("sdpa", "eager"))
         set_gradient_checkpointing(model, settings.gradient_checkpointing)
+        self.group: DataParallel = SINGLE  # set by the training loop when several ranks train
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -346,6 +356,33 @@ class PolicyTrainer(ABC):
 
     @abstractmethod
     def set_learning_rate(self, lr: float) -> None: ...
+
+    #: what the engine does to the ranks' gradients: 1 = sums them (or there is one rank); the
+    #: world size = averages them (DeepSpeed), so the loss is scaled up by as much.
+    averages_gradients = False
+
+    def whole_weights(self) -> ContextManager[Any]:
+        """Inside it every rank holds the whole model's weights in `model` (ZeRO-3 gathers its
+        shards: a collective); nothing to do when each rank holds them anyway."""
+        return contextlib.nullcontext()
+
+    def engine_state_dict(self) -> dict[str, Any]:
+        """The whole model's weights on every rank (for a rollout engine that holds a copy)."""
+        return self.model.state_dict()
+
+    def weights_digest(self) -> str:
+        """A fingerprint of the whole weights (per tensor: the sum, the sum of absolute values and
+        of squares, in float64): ranks that hold the same weights give the same digest, so a rank
+        that drifted shows. Not a cryptographic hash; cheap enough for every checkpoint."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        with self.whole_weights(), torch.no_grad():
+            for name, param in self.model.named_parameters():
+                x = param.detach().double()
+                sums = torch.stack([x.sum(), x.abs().sum(), (x * x).sum()]).cpu().tolist()
+                digest.update(f"{name}:{sums!r};".encode())
+        return digest.hexdigest()[:16]
 
     def generation_context(self) -> ContextManager[Any]:
         """A context to generate with the trained module in (a colocated HF engine enters it for
@@ -374,34 +411,62 @@ class PolicyTrainer(ABC):
         if not batch:
             raise ValueError("empty training batch")
         started = time.monotonic()
-        packed = micro_batches(batch, self.settings, self._share_prefix)
-        total_tokens = sum(mb.response_tokens for mb in packed)
+        total_tokens = sum(_trained_tokens(seq) for seq in batch)  # of the whole batch, on every rank
         if total_tokens == 0:
             raise ValueError("the batch has no response tokens to train on")
+        packed, real = self._shard_micro_batches(batch)
+        scale = float(self.group.world) if self.averages_gradients else 1.0
         self.model.train()
         metrics: dict[str, float] = {}
         total_loss = 0.0
         for number, micro in enumerate(packed):
             micro = micro.to(self.device)
-            weight = self._weight(micro, total_tokens, len(batch))
+            weight = self._weight(micro, total_tokens, len(batch)) if number < real else 0.0
             loss, loss_metrics = self._micro_loss(micro)
-            self._backward(loss * weight, is_last=number == len(packed) - 1)
+            self._backward(loss * (weight * scale), is_last=number == len(packed) - 1)
             total_loss += float(loss.detach()) * weight
             for key, value in loss_metrics.items():
                 metrics[key] = metrics.get(key, 0.0) + float(value) * weight
         grad_norm = self._optimizer_step()
         self.steps_done += 1
         self.model.eval()
+        # Every rank reports the whole batch: its weighted sums add up over the ranks.
+        keys = sorted(metrics)
+        summed = self.group.sum([total_loss, *(metrics[k] for k in keys), real,
+                                 sum(int(mb.attention_mask.sum()) for mb in packed[:real])])
+        metrics = dict(zip(keys, summed[1:-2]))
         metrics.update(
-            loss=total_loss,
+            loss=summed[0],
             grad_norm=float(grad_norm),
             tokens=float(total_tokens),
             sequences=float(len(batch)),
-            micro_batches=float(len(packed)),
-            trained_positions=float(sum(int(mb.attention_mask.sum()) for mb in packed)),
-            seconds=time.monotonic() - started,
+            micro_batches=summed[-2],
+            trained_positions=summed[-1],
+            seconds=self.group.max([time.monotonic() - started])[0],
         )
         return metrics
+
+    def _shard_micro_batches(self, batch: Sequence[TrainSequence], share_prefix: bool | None = None,
+                             ) -> tuple[list[MicroBatch], int]:
+        """This rank's micro-batches of `batch` and how many of them are real: one rank trains
+        all of it; several train a shard each, the ranks with fewer micro-batches padded with
+        weight-0 ones so that every rank runs as many."""
+        share = self._share_prefix if share_prefix is None else share_prefix
+        if not self.group.several:
+            packed = micro_batches(batch, self.settings, share)
+            return packed, len(packed)
+        mine = self._shard(batch)
+        packed = micro_batches(mine, self.settings, share) if mine else []
+        real = len(packed)
+        busiest = int(self.group.max([real])[0])
+        idle = _idle_sequence(batch, self.settings.pad_token_id)
+        packed += [collate([idle], [0], self.settings.pad_token_id) for _ in range(busiest - real)]
+        return packed, real
+
+    def _shard(self, batch: Sequence[TrainSequence]) -> list[TrainSequence]:
+        shards = balanced_shards([seq.length for seq in batch], [tuple(seq.prompt_ids) for seq in batch], self.group.world)
+        self._shard_indices = shards[self.group.rank]
+        return [batch[i] for i in self._shard_indices]
 
     def _weight(self, micro: MicroBatch, total_tokens: int, total_sequences: int) -> float:
         if self.settings.loss_aggregation == "seq-mean":
@@ -426,6 +491,32 @@ class PolicyTrainer(ABC):
         was_training = self.model.training
         self.model.eval()
         try:
-            return sequence_logprobs(self.model, batch, self.settings, self.device, self._share_prefix)
+            if not self.group.several:
+                return sequence_logprobs(self.model, batch, self.settings, self.device, self._share_prefix)
+            # Each rank scores its shard (as many forwards as the busiest rank: ZeRO-3 gathers
+            # weights in each), then every rank gets all of them.
+            packed, real = self._shard_micro_batches(batch)
+            mine: dict[int, list[float]] = {}
+            with torch.no_grad():
+                for number, micro in enumerate(packed):
+                    scored = score(self.model, micro.to(self.device), self.settings.logprob_chunk_tokens,
+                                   temperature=self.settings.temperature)
+                    if number < real:
+                        mine.update({self._shard_indices[i]: v for i, v in micro.logprobs_of(scored.logprobs).items()})
+            out: list[list[float]] = [[] for _ in batch]
+            for part in self.group.gather(mine):
+                for index, values in part.items():
+                    out[index] = values
+            return out
         finally:
             self.model.train(was_training)
+
+
+def _trained_tokens(seq: TrainSequence) -> int:
+    return len(seq.response_ids) if seq.loss_mask is None else sum(seq.loss_mask)
+
+
+def _idle_sequence(batch: Sequence[TrainSequence], pad_token_id: int) -> TrainSequence:
+    """A one-token sequence for a weight-0 micro-batch (a rank with less work than the busiest)."""
+    has_ref = all(seq.ref_logprobs is not None for seq in batch)
+    return TrainSequence([pad_token_id], [pad_token_id], [0.0], 0.0, "idle", ref_logprobs=[0.0] if has_ref else None)

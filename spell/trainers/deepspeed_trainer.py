@@ -88,9 +88,10 @@ class DeepSpeedTrainer(PolicyTrainer):
         prepare_single_process_env()
         import deepspeed  # late: importing it probes the accelerator and prints
 
-        if not on_gpu and os.environ.get("WORLD_SIZE", "1") == "1":
-            # DeepSpeed's CPU backend compiles a shared-memory all-reduce op on first use (~1 min);
-            # one process has nothing to all-reduce, so mark the op unavailable instead.
+        if not on_gpu:
+            # DeepSpeed's CPU backend compiles a shared-memory all-reduce op on first use (~1 min,
+            # and a compiler). Only its inference all-reduce uses it; training collectives go
+            # through torch.distributed (gloo) either way, so mark the op unavailable instead.
             deepspeed.ops.__compatible_ops__[_SHM_COMM_OP] = False
         if not torch.distributed.is_initialized():
             deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
@@ -111,9 +112,26 @@ class DeepSpeedTrainer(PolicyTrainer):
         )
         self.device = self.engine.device
 
+    # The engine averages the data-parallel ranks' gradients (spell/trainers/base.py scales).
+    averages_gradients = True
+
     @property
     def model(self) -> Any:
         return self.engine.module
+
+    def engine_state_dict(self) -> dict[str, torch.Tensor]:
+        if self.settings.zero_stage != 3:
+            return super().engine_state_dict()
+        with self.whole_weights():  # copied out: the gathered tensors are freed on exit
+            return {name: tensor.detach().clone() for name, tensor in self.engine.module.state_dict().items()}
+
+    def whole_weights(self) -> ContextManager[Any]:
+        # ZeRO-3: each rank holds a shard; gather them all (read-only: nothing is scattered back).
+        if self.settings.zero_stage != 3:
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None)
 
     def generation_context(self) -> ContextManager[Any]:
         # ZeRO-3 keeps each rank's shard only and its hooks gather a layer's weights for every
@@ -121,9 +139,28 @@ class DeepSpeedTrainer(PolicyTrainer):
         # whole generate call instead, with the hooks off (DeepSpeed's own recipe, as TRL uses).
         if self.settings.zero_stage != 3:
             return contextlib.nullcontext()
+        return self._zero3_generation()
+
+    @contextlib.contextmanager
+    def _zero3_generation(self):
+        """DeepSpeed's unwrap_model_for_generation, and the model's own start-of-forward hook
+        off as well: that hook (reset_step) checks that the ranks' module orders agree, a
+        broadcast in every forward, so ranks decoding different numbers of tokens would wait on
+        each other for ever (seen with 2 gloo ranks). Back on when the generation ends."""
         from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
 
-        return unwrap_model_for_generation(self.engine)
+        offload = getattr(self.engine.optimizer, "parameter_offload", self.engine.optimizer)
+        handle = getattr(offload, "fwd_pre_hook", None)
+        module = self.engine.module
+        hook = module._forward_pre_hooks.get(handle.id) if handle is not None else None
+        with unwrap_model_for_generation(self.engine):
+            if hook is not None:
+                handle.remove()
+            try:
+                yield
+            finally:
+                if hook is not None:
+                    offload.fwd_pre_hook = module.register_forward_pre_hook(hook)
 
     def _backward(self, loss: torch.Tensor, is_last: bool) -> None:
         # Only the last micro-batch is an accumulation boundary (reduce + optimizer step).

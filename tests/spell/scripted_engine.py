@@ -50,10 +50,10 @@ class ScriptedEngine:
         self.tokenizer = tokenizer
         self.calls = 0
 
-    def generate(self, prompts, n, sampling, grammars=None, progress=None):
+    def generate(self, prompts, n, sampling, grammars=None, progress=None, seeds=None):
         # The outputs are rewritten below, so the grammars (if any) are not decoded under.
         self.calls += 1
-        out = self.inner.generate(prompts, n, sampling, progress=progress)
+        out = self.inner.generate(prompts, n, sampling, progress=progress, seeds=seeds)
         result = []
         for prompt_ids, group in zip(prompts, out):
             role, task = role_of(self.tokenizer.decode(prompt_ids))

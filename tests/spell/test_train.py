@@ -136,9 +136,14 @@ def test_a_resume_on_another_number_of_processes_is_refused_before_anything_load
     monkeypatch.setenv("WORLD_SIZE", "8")
     overrides = {k: json.loads(v) for k, v in dict(s.split("=", 1) for s in TINY_SETTINGS).items()}
     cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path), overrides=overrides)
+    options = TrainOptions(corpus=corpus, out=tmp_path / "run", resume=True, attempt=2, progress=False)
+    # several processes train only under DeepSpeed (the torch trainer cannot average ranks' gradients)
+    with pytest.raises(BadInput, match=r"8 processes train one run only under trainer.backend = deepspeed"):
+        train(cfg, options, make_engine=_scripted)
+    cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path),
+                         overrides={**overrides, "trainer.backend": "deepspeed"})
     with pytest.raises(BadInput, match=r"written by 1 process\(es\) and this attempt has 8: resume with 1"):
-        train(cfg, TrainOptions(corpus=corpus, out=tmp_path / "run", resume=True, attempt=2, progress=False),
-              make_engine=_scripted)
+        train(cfg, options, make_engine=_scripted)
 
 
 def test_a_time_budget_stops_before_a_step_that_would_not_fit_and_saves(tiny_path, corpus, tmp_path):

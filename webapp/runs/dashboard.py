@@ -58,6 +58,9 @@ CHARTS: tuple[dict[str, Any], ...] = (
      "metrics": ["throughput.generation_tokens_per_s", "throughput.trained_tokens_per_s"]},
     {"key": "time", "title": "Step time split", "y": "seconds", "y_kind": "amount", "stacked": True,
      "metrics": ["time.generation", "time.logprob", "time.update", "time.weight_sync", "time.outside_model"]},
+    {"key": "ranks", "title": "Ranks: generation seconds and tokens per rank (a straggler stands out)", "y": "seconds",
+     "y_kind": "amount", "metrics": ["time.generation_per_rank.*"],
+     "y2": ["distributed.generated_tokens_per_rank.*"], "y2_title": "generated tokens", "y2_kind": "amount"},
     {"key": "eval", "title": "Evaluation (mean@k and pass@k per set)", "y": "score", "y_kind": "share",
      "metrics": ["eval.sets.*.mean@k", "eval.sets.*.pass@k", "eval.mean"]},
 )
