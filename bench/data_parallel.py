@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--questions-per-task", type=int, default=2)
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--max-response-tokens", type=int, default=112)
+    parser.add_argument("--keep", type=Path, help="keep both run folders here (to compare their samples)")
     args = parser.parse_args()
 
     from spell.events import read_events
@@ -79,7 +80,8 @@ def main() -> None:
         'trainer.backend="deepspeed"', "trainer.zero_stage=3", f"run.steps={args.steps}",
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         corpus = corpus_file(folder)
         walls = {n: run(model, corpus, folder / f"ranks{n}", n, settings) for n in (1, 2)}
         metrics = {n: [e["payload"] for e in read_events(folder / f"ranks{n}" / "events.jsonl") if e["type"] == "metrics"]
