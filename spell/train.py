@@ -136,6 +136,11 @@ def _check_inputs(cfg: RunConfig, options: TrainOptions) -> tuple[list[Any], int
     if world > 1 and cfg.trainer.backend != "deepspeed":
         raise BadInput(f"{world} processes train one run only under trainer.backend = deepspeed (ZeRO shards the "
                        f"update and averages the gradients); trainer.backend = {cfg.trainer.backend} trains in one process")
+    if world > 1 and cfg.engine.name == "vllm" and cfg.engine.tensor_parallel > 1:
+        # Each rank would start its own tensor-parallel engine over the same GPUs: one engine per
+        # tensor-parallel group of ranks is not built yet (docs/gpu.md).
+        raise BadInput(f"engine.tensor_parallel = {cfg.engine.tensor_parallel} with {world} training processes is not "
+                       "supported yet: use engine.tensor_parallel = 1 (one vLLM engine per rank), or one process")
     checkpoint = _find_checkpoint(options.out) if options.resume else None
     if checkpoint is not None:
         check_world_size(checkpoint, world)

@@ -140,6 +140,11 @@ def test_a_resume_on_another_number_of_processes_is_refused_before_anything_load
     # several processes train only under DeepSpeed (the torch trainer cannot average ranks' gradients)
     with pytest.raises(BadInput, match=r"8 processes train one run only under trainer.backend = deepspeed"):
         train(cfg, options, make_engine=_scripted)
+    # ... and, for now, with one vLLM engine per rank (no tensor-parallel groups of ranks)
+    tensor_parallel = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path), overrides={
+        **overrides, "trainer.backend": "deepspeed", "engine.name": "vllm", "engine.tensor_parallel": 2})
+    with pytest.raises(BadInput, match=r"engine.tensor_parallel = 2 with 8 training processes is not supported yet"):
+        train(tensor_parallel, options, make_engine=_scripted)
     cfg = resolve_config(config_path=None, preset_name="cpu-demo", model=str(tiny_path),
                          overrides={**overrides, "trainer.backend": "deepspeed"})
     with pytest.raises(BadInput, match=r"written by 1 process\(es\) and this attempt has 8: resume with 1"):
