@@ -74,3 +74,27 @@ def test_it_refuses_settings_that_are_not_sampling():
         NucleusSampler(0.0, 0.9)
     with pytest.raises(ValueError):
         NucleusSampler(0.7, 0.0)
+
+
+@pytest.mark.parametrize("candidates", [4, 64])
+def test_per_row_draws_follow_the_nucleus_and_ignore_the_other_rows(candidates):
+    """With one uniform per row (each sample's own generator) the draws still follow the nucleus
+    distribution, and a row's token is the same whether it is drawn alone or beside other rows
+    (what lets ranks split a batch, spell/distributed.py)."""
+    from spell.engines.sampling import row_generator
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 40) * torch.tensor([[3.0], [1.0], [0.3]])
+    draws = 20_000
+    uniforms = torch.rand(3 * draws)
+    tokens = sample_tokens(logits.repeat_interleave(draws, dim=0), 0.7, 0.9, candidates, uniforms=uniforms).view(3, draws)
+    expected = reference_probs(logits, 0.7, 0.9)
+    for row in range(3):
+        got = torch.bincount(tokens[row], minlength=40).float() / draws
+        assert ((got > 0) <= (expected[row] > 0)).all() and (got - expected[row]).abs().max() < 0.015
+    alone = [int(sample_tokens(logits[r : r + 1], 0.7, 0.9, candidates, uniforms=uniforms[r * draws : r * draws + 1]))
+             for r in range(3)]
+    assert alone == tokens[:, 0].tolist()
+    first = torch.rand(1, generator=row_generator(7, 1))
+    assert torch.equal(first, torch.rand(1, generator=row_generator(7, 1)))  # the same in every process
+    assert not torch.equal(first, torch.rand(1, generator=row_generator(7, 2)))
