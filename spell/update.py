@@ -122,8 +122,7 @@ def weight_sync(engine: Any, trainer: Any) -> Callable[[], None]:
     (the colocated HF engine), where gathering ZeRO-3 weights would only cost a copy."""
     if getattr(engine, "colocated", False) and getattr(engine, "model", None) is trainer.model:
         return lambda: None
-    weights = getattr(trainer, "engine_state_dict", None) or trainer.model.state_dict
-    return lambda: engine.sync_weights(weights())
+    return lambda: engine.sync_weights(trainer.engine_state_dict())
 
 
 def model_logprobs(model: Any, sequences: list[TrainSequence], settings: Any) -> list[list[float]]:

@@ -414,7 +414,7 @@ class PolicyTrainer(ABC):
         total_tokens = sum(_trained_tokens(seq) for seq in batch)  # of the whole batch, on every rank
         if total_tokens == 0:
             raise ValueError("the batch has no response tokens to train on")
-        packed, real = self._shard_micro_batches(batch)
+        packed, real, _ = self._shard_micro_batches(batch)
         scale = float(self.group.world) if self.averages_gradients else 1.0
         self.model.train()
         metrics: dict[str, float] = {}
@@ -446,27 +446,23 @@ class PolicyTrainer(ABC):
         )
         return metrics
 
-    def _shard_micro_batches(self, batch: Sequence[TrainSequence], share_prefix: bool | None = None,
-                             ) -> tuple[list[MicroBatch], int]:
-        """This rank's micro-batches of `batch` and how many of them are real: one rank trains
-        all of it; several train a shard each, the ranks with fewer micro-batches padded with
-        weight-0 ones so that every rank runs as many."""
-        share = self._share_prefix if share_prefix is None else share_prefix
+    def _shard_micro_batches(self, batch: Sequence[TrainSequence]) -> tuple[list[MicroBatch], int, list[int]]:
+        """This rank's micro-batches of `batch`, how many of them are real, and which sequences of
+        `batch` its shard holds (the micro-batches' indices are positions in the shard): one rank
+        trains all of it; several train a shard each, the ranks with fewer micro-batches padded
+        with weight-0 ones so that every rank runs as many."""
         if not self.group.several:
-            packed = micro_batches(batch, self.settings, share)
-            return packed, len(packed)
-        mine = self._shard(batch)
-        packed = micro_batches(mine, self.settings, share) if mine else []
+            packed = micro_batches(batch, self.settings, self._share_prefix)
+            return packed, len(packed), list(range(len(batch)))
+        shards = balanced_shards([seq.length for seq in batch], [tuple(seq.prompt_ids) for seq in batch], self.group.world)
+        indices = shards[self.group.rank]
+        packed = micro_batches([batch[i] for i in indices], self.settings, self._share_prefix) if indices else []
         real = len(packed)
         busiest = int(self.group.max([real])[0])
-        idle = _idle_sequence(batch, self.settings.pad_token_id)
-        packed += [collate([idle], [0], self.settings.pad_token_id) for _ in range(busiest - real)]
-        return packed, real
-
-    def _shard(self, batch: Sequence[TrainSequence]) -> list[TrainSequence]:
-        shards = balanced_shards([seq.length for seq in batch], [tuple(seq.prompt_ids) for seq in batch], self.group.world)
-        self._shard_indices = shards[self.group.rank]
-        return [batch[i] for i in self._shard_indices]
+        if busiest > real:
+            idle = _idle_sequence(batch, self.settings.pad_token_id)
+            packed += [collate([idle], [0], self.settings.pad_token_id) for _ in range(busiest - real)]
+        return packed, real, indices
 
     def _weight(self, micro: MicroBatch, total_tokens: int, total_sequences: int) -> float:
         if self.settings.loss_aggregation == "seq-mean":
@@ -495,14 +491,14 @@ class PolicyTrainer(ABC):
                 return sequence_logprobs(self.model, batch, self.settings, self.device, self._share_prefix)
             # Each rank scores its shard (as many forwards as the busiest rank: ZeRO-3 gathers
             # weights in each), then every rank gets all of them.
-            packed, real = self._shard_micro_batches(batch)
+            packed, real, indices = self._shard_micro_batches(batch)
             mine: dict[int, list[float]] = {}
             with torch.no_grad():
                 for number, micro in enumerate(packed):
                     scored = score(self.model, micro.to(self.device), self.settings.logprob_chunk_tokens,
                                    temperature=self.settings.temperature)
                     if number < real:
-                        mine.update({self._shard_indices[i]: v for i, v in micro.logprobs_of(scored.logprobs).items()})
+                        mine.update({indices[i]: v for i, v in micro.logprobs_of(scored.logprobs).items()})
             out: list[list[float]] = [[] for _ in batch]
             for part in self.group.gather(mine):
                 for index, values in part.items():
