@@ -75,22 +75,32 @@ def report(out: Path) -> dict:
     if not evals:
         raise SystemExit(f"{out}: no evaluation yet")
     base = evals[0]
+    # With a warm-up (warmup.enabled) the run evaluates twice at step 0: before it and after it.
+    # Changes are given since step 0 (the whole gain) and, after a warm-up, since the warm-up
+    # (self-play's own gain).
+    warmed = next((e for e in evals if e["payload"].get("after_warmup")), None)
     rows, previous = [], base["step"]
     for ev in evals:
         span = [m for m in metrics if previous < m["_step"] <= ev["step"]]
-        row = {"step": ev["step"], "seconds": ev["payload"].get("seconds"), "sets": {},
+        label = f"{ev['step']} (after warm-up)" if ev is warmed else str(ev["step"])
+        row = {"step": ev["step"], "label": label, "seconds": ev["payload"].get("seconds"), "sets": {},
                "train": interval_stats(span) if span else None}
         for name, res in ev["payload"]["sets"].items():
             entry = {"mean@k": res["mean@k"], "pass@k": res["pass@k"], "k": res["k"], "items": res["items"]}
-            before = base["payload"]["sets"].get(name, {}).get("item_means")
-            if ev is not base and before and res.get("item_means") and len(before) == len(res["item_means"]):
-                entry["change"] = paired_bootstrap(before, res["item_means"]).as_dict()
+            for key, ref in (("change", base), ("selfplay_change", warmed)):
+                before = ref["payload"]["sets"].get(name, {}).get("item_means") if ref is not None else None
+                if ev is not ref and ev is not base and before and res.get("item_means") and len(before) == len(res["item_means"]):
+                    if key == "selfplay_change" and ev["seq"] < ref["seq"]:
+                        continue
+                    entry[key] = paired_bootstrap(before, res["item_means"]).as_dict()
             row["sets"][name] = entry
         rows.append(row)
         previous = ev["step"]
+    warmup_log = next((e["payload"] for e in events if e["type"] == "log" and e["payload"].get("message") == "warm-up finished"), None)
     finished = [e["payload"] for e in events if e["type"] == "log" and e["payload"].get("message") == "finished"]
     wall = events[-1]["time"] - events[0]["time"] if events else 0.0
     return {"run": str(out), "rows": rows, "finished": bool(finished), "steps": len(metrics), "wall_seconds": round(wall, 1),
+            "warmup": warmup_log,
             "overall": interval_stats(metrics) if metrics else None}
 
 
@@ -100,12 +110,12 @@ def _f(x, spec=".3f") -> str:
 
 def print_table(result: dict) -> None:
     names = sorted({n for row in result["rows"] for n in row["sets"]})
-    head = ["step"] + [f"{n} mean@k / pass@k (change, 95% CI)" for n in names] + [
+    head = ["step"] + [f"{n} mean@k / pass@k (change since step 0, 95% CI; [since the warm-up])" for n in names] + [
         "question quality", "verifier TPR / TNR", "no-answer", "train s", "eval s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in result["rows"]:
-        cells = [str(row["step"])]
+        cells = [row.get("label", str(row["step"]))]
         for n in names:
             s = row["sets"].get(n)
             if not s:
@@ -115,6 +125,9 @@ def print_table(result: dict) -> None:
             if "change" in s:
                 c = s["change"]
                 text += f" ({c['delta']:+.3f}, {c['low']:+.3f} to {c['high']:+.3f})"
+            if "selfplay_change" in s:
+                c = s["selfplay_change"]
+                text += f" [{c['delta']:+.3f}, {c['low']:+.3f} to {c['high']:+.3f}]"
             cells.append(text)
         t = row["train"]
         if t:
@@ -124,6 +137,10 @@ def print_table(result: dict) -> None:
             cells += ["-", "-", "-", "-"]
         cells.append(_f(row["seconds"], ".0f"))
         print("| " + " | ".join(cells) + " |")
+    w = result.get("warmup")
+    if w:
+        print(f"\nwarm-up: {w.get('examples')} examples, {w.get('optimizer_steps')} optimizer steps, {w.get('seconds')} s, "
+              f"loss {_f(w.get('loss_first'))} -> {_f(w.get('loss_last'))}")
     o = result["overall"]
     if o:
         tp, pos, tn, neg = o["verifier_counts"]

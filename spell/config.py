@@ -386,6 +386,20 @@ class EngineConfig:
 
 
 @dataclass
+class WarmupConfig:
+    enabled: bool = knob(
+        False,
+        "Before self-play, a supervised pass over rule-made examples from the training corpus (a "
+        "cloze question on a fact sentence, its span as the answer) in each role's own prompt and "
+        "format (spell/warmup.py); for a small model that cannot start playing alone (paper: off).",
+    )
+    examples_per_role: int = knob(32, "Warm-up examples for each of the three roles.", minimum=1)
+    epochs: int = knob(1, "Passes over the warm-up examples.", minimum=1)
+    batch_sequences: int = knob(8, "Warm-up examples per optimizer step.", minimum=1)
+    lr: float = knob(5e-5, "Warm-up learning rate (then optim.lr).", minimum=0, open_minimum=True)
+
+
+@dataclass
 class EvalConfig:
     every_steps: int = knob(10, "Evaluate every this many steps (0 = never; paper: 10).", minimum=0)
     sets: list[str] = knob([], "Evaluation sets (paths or registered names).")
@@ -437,6 +451,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     run: RunOptions = field(default_factory=RunOptions)
@@ -530,6 +545,9 @@ def preset(name: str) -> RunConfig:
                 # A 135M responder's four answers mostly score alike: without this, a step whose
                 # groups all agree trains nothing at all (0 optimizer steps in 5 were seen).
                 "selfplay.train_without_varied_groups": True,
+                # SmolLM2 starts by copying the prompts' examples and placeholders and saying YES to
+                # every answer: a short supervised pass on rule-made examples from the corpus first.
+                "warmup.enabled": True,
                 # The context is the prompt limit (no length stages): the documents are short.
                 "length_curriculum.enabled": False,
                 "sampling.max_response_tokens": 160,

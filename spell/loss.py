@@ -126,3 +126,19 @@ def policy_loss(
         raise ValueError("entropy_coef > 0 needs the per-token entropy")
     metrics["loss"] = float(loss.detach())
     return loss, metrics
+
+
+def supervised_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,  # noqa: ARG001 - the LossFn signature; a supervised step has no old policy
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    ref_logprobs: torch.Tensor | None = None,  # noqa: ARG001
+    entropy: torch.Tensor | None = None,  # noqa: ARG001
+    aggregation: str = "token-mean",
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The negative log-likelihood of the response tokens, each sequence's tokens weighted by its
+    `advantages` value (the supervised warm-up, spell/warmup.py: 1, or a weight that evens out
+    examples of different lengths). It needs no old log-probabilities, so no extra forward."""
+    nll = aggregate(-advantages * logprobs, mask, aggregation)
+    return nll, {"nll": float(aggregate(-logprobs.detach(), mask, aggregation))}

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 # Phases (docs/events.md): generation per role, the trainer's work, the evaluation.
 GENERATION_PHASES = ("questioner", "grounding", "responder", "verifier")
-PHASES = (*GENERATION_PHASES, "logprob", "update", "eval")
+PHASES = (*GENERATION_PHASES, "logprob", "update", "eval", "warmup")
 
 
 class Phase:
@@ -166,6 +166,8 @@ def summary(phases: dict[str, Any]) -> str:
     step = p.get("step")
     if p["phase"] == "eval":
         head = "Baseline evaluation (step 0)" if not step else f"Evaluation after step {step}"
+    elif p["phase"] == "warmup":
+        head = "Warm-up before step 1"
     else:
         head = f"Step {step} in progress"
     body = describe(p).replace(f"{p['phase']}: ", f"{p['phase']} ", 1)

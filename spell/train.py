@@ -321,6 +321,10 @@ def train(cfg: RunConfig, options: TrainOptions, *, make_engine: Callable[..., A
         if start_step == 0 and cfg.eval.at_start and eval_sets:
             best, last_eval = _evaluate(cfg, engine, tokenizer, eval_sets, events, progress, 0, best)
             clock.evaluated(last_eval["seconds"])
+        if start_step == 0 and cfg.warmup.enabled and rlvr_items is None:
+            best, last_eval = _warm_up(cfg, trainer, engine, tokenizer, corpus, eval_sets, events, progress, best, last_eval)
+            if last_eval is not None:
+                clock.evaluated(last_eval["seconds"])
         bar = _bar(cfg.run.steps, start_step, progress.console == "bars")
         starved = 0
         for step in range(start_step + 1, cfg.run.steps + 1):
@@ -469,7 +473,23 @@ def _eval_sets(cfg: RunConfig) -> dict[str, list[Any]]:
     return read_sets(cfg.eval.sets) if cfg.eval.sets else {}
 
 
-def _evaluate(cfg, engine, tokenizer, sets, events, progress, step, best) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def _warm_up(cfg, trainer, engine, tokenizer, corpus, eval_sets, events, progress, best, last_eval):
+    """The supervised warm-up before step 1 (spell/warmup.py), logged; then, when the run
+    evaluated at step 0, an evaluation marked `after_warmup`, so the warm-up's gain is told apart
+    from self-play's. Returns (best, last evaluation)."""
+    from spell.update import weight_sync
+    from spell.warmup import run_warmup
+
+    events.log("warm-up started", step=0)
+    done = run_warmup(trainer, tokenizer, corpus, cfg, progress=progress)
+    weight_sync(engine, trainer)()
+    events.log("warm-up finished", step=0, **done)
+    if last_eval is None or not eval_sets:
+        return best, last_eval
+    return _evaluate(cfg, engine, tokenizer, eval_sets, events, progress, 0, best, after_warmup=True)
+
+
+def _evaluate(cfg, engine, tokenizer, sets, events, progress, step, best, *, after_warmup: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Evaluate, emit the `eval` event; return (best so far, this evaluation's {step, mean})."""
     from spell.config import role_max_tokens
     from spell.evaluation import EvalOptions, evaluate
@@ -482,6 +502,8 @@ def _evaluate(cfg, engine, tokenizer, sets, events, progress, step, best) -> tup
         one_line_answer=cfg.structured.responder and cfg.structured.grounded,
     )
     results = evaluate(engine, tokenizer, sets, options, progress=progress, step=step)
+    if after_warmup:
+        results["after_warmup"] = True
     events.emit("eval", results, step=step)
     this = {"step": step, "mean": results["mean"], "seconds": results["seconds"]}
     if results["mean"] is not None and (best is None or results["mean"] > best["mean"]):

@@ -122,4 +122,7 @@ def test_the_run_page_line_names_the_step_in_progress_and_the_latest_phase():
     baseline = {"eval": {"phase": "eval", "done": 37, "total": 200, "unit": "items", "eta_s": 200.0, "state": "running",
                          "step": 0, "time": 1.0}}
     assert summary(baseline) == "Baseline evaluation (step 0): eval 37/200 items, ETA 3 min 20 s"
+    warmup = {"warmup": {"phase": "warmup", "done": 16, "total": 96, "unit": "sequences", "eta_s": 90.0, "state": "running",
+                         "step": 0, "time": 2.0}}
+    assert summary(warmup) == "Warm-up before step 1: warmup 16/96 sequences, ETA 1 min 30 s"
     assert summary({}) == ""

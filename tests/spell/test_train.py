@@ -24,7 +24,7 @@ TINY_SETTINGS = [
     "tasks.docs_per_question=2", "selfplay.questions_per_task=1", "selfplay.group_size=2",
     "selfplay.verifier_samples=2", "selfplay.batch_groups=2", "selfplay.max_generation_batches=1",
     "sampling.max_response_tokens=4", "memory.new_docs_per_round=1", "eval.at_start=false",
-    "checkpoint.every_steps=1",
+    "checkpoint.every_steps=1", "warmup.examples_per_role=2",
 ]
 
 
@@ -152,9 +152,10 @@ def test_a_resume_on_another_number_of_processes_is_refused_before_anything_load
 
 
 def test_a_time_budget_stops_before_a_step_that_would_not_fit_and_saves(tiny_path, corpus, tmp_path):
-    # 0.01 minutes: the first step runs (nothing measured yet) and takes longer than the budget.
+    # 0.01 minutes: the first step runs (nothing measured yet) and takes longer than the budget
+    # (no warm-up: it would spend the budget before the first step).
     events = _run(tiny_path, corpus, tmp_path / "run", steps=5, **{"run.time_budget_minutes": 0.01,
-                                                                   "checkpoint.every_steps": 0})
+                                                                   "checkpoint.every_steps": 0, "warmup.enabled": False})
     assert [e["step"] for e in events if e["type"] == "metrics"] == [1]
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [1]
     logs = [e["payload"] for e in events if e["type"] == "log"]
@@ -220,6 +221,7 @@ def test_sigusr1_checkpoints_and_pauses_sigterm_cancels(tiny_path, corpus, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a real SmolLM2 warm-up, step and checkpoint: about 3 minutes idle, more when shared
 def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
     from spell.models import SMOLLM2
 
@@ -230,7 +232,7 @@ def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
     # as still proves it: one step, one question per task, two rollouts and two votes each.
     small = ["run.steps=1", "eval.at_start=false", "selfplay.questions_per_task=1", "selfplay.group_size=2",
              "selfplay.verifier_samples=2", "selfplay.batch_groups=3", "sampling.questioner_max_tokens=80",
-             "sampling.responder_max_tokens=16"]
+             "sampling.responder_max_tokens=16", "warmup.examples_per_role=1"]
     proc = subprocess.run(
         spell_cmd("train", "--preset", "cpu-demo", "--model", str(model), "--corpus", str(corpus), "--out", str(out),
                   "--no-progress", *[a for s in small for a in ("--set", s)]),
@@ -244,6 +246,9 @@ def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
     samples = [e["payload"] for e in events if e["type"] == "sample"]
     # the grammar makes every record readable: a question, and evidence quoted from the documents
     assert samples and all(s["question"] and s["evidence"] for s in samples)
+    # the warm-up ran before step 1, on an example of each role
+    (warmed,) = [e["payload"] for e in events if e["type"] == "log" and e["payload"]["message"] == "warm-up finished"]
+    assert warmed["examples"] == {"questioner": 1, "responder": 1, "verifier": 1} and warmed["optimizer_steps"] == 1
     assert events[-1]["payload"]["message"] == "finished"
 
 

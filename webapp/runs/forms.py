@@ -30,6 +30,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "loss": ("Loss", "The clipped policy-gradient loss."),
     "trainer": ("Trainer", "Where and how the update runs."),
     "engine": ("Rollout engine", "What generates the rollouts."),
+    "warmup": ("Warm-up", "A supervised pass over rule-made examples from the corpus before self-play (for small models)."),
     "eval": ("Evaluation", "Periodic evaluation on held-out sets."),
     "checkpoint": ("Checkpoints", "How often the run saves a resumable checkpoint and how many it keeps."),
     "run": ("Run", "Length, wall-clock budget and seed of the run, and the experiment trackers that also get its metrics."),
