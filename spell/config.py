@@ -673,7 +673,7 @@ class FieldInfo:
         """Why `value` is outside the knob's declared bounds; None inside (or unbounded, or None)."""
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # an int is finite however large
             return f"must be a finite number (got {value!r})"
         low, high = self.minimum, self.maximum
         below = low is not None and (value <= low if self.min_open else value < low)

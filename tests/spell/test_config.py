@@ -348,6 +348,15 @@ def test_every_declared_bound_is_enforced_by_validate():
             assert name in [e.field for e in errors], (name, value)
 
 
+def test_an_integer_too_large_for_a_float_is_checked_against_its_bounds_not_crashed_on():
+    from spell.config import validate, with_overrides
+
+    huge = 10**400  # what a form's "9" * 400 parses to; float(huge) raises OverflowError
+    assert validate(with_overrides(preset("cpu-demo"), {"warmup.epochs": huge})) == []
+    errors = validate(with_overrides(preset("cpu-demo"), {"run.steps": -huge}))
+    assert [e.field for e in errors] == ["run.steps"]
+
+
 def test_a_zero_step_run_is_refused():
     from spell.config import validate, with_overrides
 

@@ -16,6 +16,23 @@ from webapp.corpora.models import Corpus, EvalSet
 from webapp.runs import services
 from webapp.runs.models import ModelEntry
 
+class IdChoicesField(forms.ModelMultipleChoiceField):
+    """A multiple choice of rows by id that refuses an id no database column can hold as an unknown
+    choice: Django's own check queries `pk__in` with it, and SQLite raises OverflowError there
+    (PostgreSQL a DataError), which would answer a 500 to a tampered form."""
+
+    def _check_values(self, value):
+        for pk in value or ():
+            try:
+                number = int(pk)
+            except (TypeError, ValueError):
+                continue  # not a number: Django's own check refuses it
+            if not -(2**63) <= number < 2**63:
+                raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                            params={"value": pk})
+        return super()._check_values(value)
+
+
 SECTIONS: dict[str, tuple[str, str]] = {
     "model": ("Model", "How the chosen model is loaded (the folder itself comes from the registered model)."),
     "tasks": ("Tasks", "Which task types the questioner poses and how many documents a question sees."),
@@ -214,7 +231,7 @@ class RunForm(forms.Form):
     )
     corpus = forms.ModelChoiceField(queryset=Corpus.objects.none(), help_text="A ready corpus of one of your teams.")
     queue = forms.ChoiceField(help_text="Where the run trains: cpu, or a GPU queue (gpu.<name>).")
-    eval_sets = forms.ModelMultipleChoiceField(
+    eval_sets = IdChoicesField(
         queryset=EvalSet.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
         help_text="Held-out sets of the corpus's team the run evaluates on at step 0 and every eval.every_steps "
                   "(one curve per set on the run page). Never trained on.",

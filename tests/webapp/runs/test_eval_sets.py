@@ -53,6 +53,9 @@ def test_the_form_offers_the_teams_ready_sets_and_the_run_keeps_the_chosen_ones(
     # another team's set is not a choice
     response = owner_client.post("/runs/new", {**post_data(corpus, model_entry, name="second"), "eval_sets": [theirs.pk]})
     assert response.status_code == 200 and "eval_sets" in response.context["form"].errors
+    # an id past what a database column holds is an unknown choice too, not a 500
+    response = owner_client.post("/runs/new", {**post_data(corpus, model_entry, name="third"), "eval_sets": ["9" * 30]})
+    assert response.status_code == 200 and "eval_sets" in response.context["form"].errors
     # a clone starts with the same sets
     clone = owner_client.get(f"/runs/new?clone={run.pk}").context["form"]
     assert clone.initial["eval_sets"] == [mine.pk]
