@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from webapp.corpora.models import Cluster, Corpus, Document, EvalSet, UploadIssue, folder_size
+from webapp.folders import claim_new_folder
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ def create_corpus_upload(team, name: str, files: list, user=None, options: dict 
         with transaction.atomic():
             corpus = Corpus.objects.create(team=team, name=name, created_by=user,
                                            options={**DEFAULT_OPTIONS, **(options or {})})
+            claim_new_folder(corpus.folder, f"corpus {corpus.pk}")
             saved, problems = store_uploads(files, corpus.upload_folder, CORPUS_SUFFIXES)
             if not saved:
                 raise UploadRejected(problems)
@@ -214,6 +216,7 @@ def create_corpus_from_paths(team, name: str, paths: list[Path], user=None) -> C
     they are copied into the corpus folder, which the corpus then owns. Never raises for bad
     content: the corpus comes back READY or FAILED with its per-file issues."""
     corpus = Corpus.objects.create(team=team, name=name, created_by=user, options=dict(DEFAULT_OPTIONS))
+    claim_new_folder(corpus.folder, f"corpus {corpus.pk}")
     try:
         folder = corpus.upload_folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -595,6 +598,7 @@ def create_eval_set_upload(team, name: str, upload, user=None, format: str = "")
         with transaction.atomic():
             eval_set = EvalSet.objects.create(team=team, name=name, created_by=user, format=format,
                                               source_file=sanitize_filename(upload.name))
+            claim_new_folder(eval_set.folder, f"evaluation set {eval_set.pk}")
             _save_stream(upload, eval_set.upload_path)
             EvalSet.objects.filter(pk=eval_set.pk).update(disk_bytes=folder_size(eval_set.folder))
             from webapp.taskqueue import INGEST_EVAL_SET

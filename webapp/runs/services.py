@@ -27,6 +27,7 @@ from django.utils import timezone
 from spell import rundir
 from spell.config import ConfigError, RunConfig, describe_fields, preset as spell_preset, with_overrides
 from webapp.corpora.models import EvalSet
+from webapp.folders import claim_new_folder
 from webapp.quotas import check_can_queue
 from webapp.runs import lifecycle
 from webapp.runs.models import MetricPoint, ModelEntry, Run, RunEvent, Sample
@@ -91,15 +92,9 @@ def run_dir_for(run: Run) -> Path:
 
 
 def claim_run_dir(run: Run) -> Path:
-    """The new run's folder, empty. A folder already there under its name belongs to another run
-    (a database reset or restored while RUNS_ROOT was kept): the worker would resume from its
-    checkpoint, so it is moved aside (`run-N.stale-<time>`, nothing deleted) and the move logged."""
-    folder = run_dir_for(run)
-    if folder.exists():
-        aside = folder.with_name(f"{folder.name}.stale-{timezone.now():%Y%m%d-%H%M%S}-{run.created_at:%f}")
-        folder.rename(aside)
-        log.warning("run %s: %s already existed (another run's folder); moved it to %s", run.pk, folder, aside)
-    return folder
+    """The new run's folder, empty: one left under its name (another run's, with a checkpoint the
+    worker would resume from) is moved aside (webapp/folders.py)."""
+    return claim_new_folder(run_dir_for(run), f"run {run.pk}")
 
 
 def queue_down_message() -> str:
