@@ -48,6 +48,15 @@ def run_state(page):
     return page.locator("#run-state").inner_text().strip()
 
 
+def wait_for_state(page, label, timeout=30_000):
+    """Wait until the live page shows the run in `label`, then load the page afresh. On a state
+    change the page reloads itself 1.5 s later (run.js); a click or a screenshot that lands in
+    that reload is lost, so the test takes the reload on its own terms."""
+    page.wait_for_function(f"document.getElementById('run-state').textContent.trim() === '{label}'", timeout=timeout)
+    page.goto(page.url)
+    assert run_state(page) == label
+
+
 # Every text the run page's progress line shows, with the finished-step count beside it, kept in
 # sessionStorage so that it survives the page's own reloads (it reloads on a state change).
 RECORD_PROGRESS = """
@@ -120,9 +129,9 @@ def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(l
 
     # Pause: the process checkpoints and exits; resume continues from that checkpoint.
     page.click("button:has-text('Pause')")
-    page.wait_for_function("document.getElementById('run-state').textContent.trim() === 'Paused'", timeout=240_000)
+    wait_for_state(page, "Paused", timeout=240_000)
     page.click("button:has-text('Resume')")
-    page.wait_for_function("document.getElementById('run-state').textContent.trim() === 'Running'", timeout=120_000)
+    wait_for_state(page, "Running", timeout=120_000)
     run.refresh_from_db()
     assert run.attempt == 2
 
@@ -140,13 +149,13 @@ def test_a_member_uploads_launches_watches_pauses_resumes_compares_and_cancels(l
     page.screenshot(path=str(screenshots / "member-compare.png"), full_page=True)
     page.goto(server.url + f"/runs/{copy.pk}/")
     page.click("button:has-text('Cancel')")
-    page.wait_for_function("document.getElementById('run-state').textContent.trim() === 'Cancelled'")
+    wait_for_state(page, "Cancelled")
     assert any(q.startswith("Cancel run “journey copy”?") and "cannot be resumed" in q for q in questions), questions
 
     # Cancel from the run page.
     page.goto(server.url + f"/runs/{run.pk}/")
     page.click("button:has-text('Cancel')")
-    page.wait_for_function("document.getElementById('run-state').textContent.trim() === 'Cancelled'", timeout=120_000)
+    wait_for_state(page, "Cancelled", timeout=120_000)
     page.screenshot(path=str(screenshots / "member-run-cancelled.png"), full_page=True)
     run.refresh_from_db()
     assert run.state == Run.State.CANCELLED
