@@ -73,8 +73,7 @@ def build_prompt(
     def encode(context: str) -> list[int]:
         messages = prompts.responder_messages(item.task, [context], item.question, item_options(item), style=style,
                                               grounded=one_line_answer)
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return prompts.encode_messages(tokenizer, messages)
 
     overhead = len(encode(""))
     budget = max_input_tokens - overhead

@@ -30,11 +30,27 @@ Message = dict[str, str]
 
 __all__ = [
     "DEFAULT_STYLE", "EMPTY_DOCUMENTS", "LETTERS", "PLACEHOLDER", "PROMPT_VERSION", "STYLES", "Document",
-    "format_choices", "format_documents", "grounding_messages", "question_text", "questioner_messages",
+    "encode_messages", "end_of_turn_id", "format_choices", "format_documents", "grounding_messages", "question_text", "questioner_messages",
     "questioner_schema", "responder_messages", "text_budget", "verifier_messages", "verifier_schema",
 ]
 
 _TASKS = ("doc_general_qa", "doc_mc", "docmath_qa")
+
+
+def encode_messages(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
+    """A prompt's token ids: the chat template with the assistant's turn opened, and no special
+    tokens added a second time. Rollouts, evaluations and the warm-up all encode through here, so a
+    model is trained on exactly the prompts it is later asked."""
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def end_of_turn_id(tokenizer: Any) -> int | None:
+    """The token that closes a turn in the chat template (<|im_end|>), else EOS, else None."""
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        return im_end
+    return None if tokenizer.eos_token_id is None else int(tokenizer.eos_token_id)
 
 
 def _check_task(task: str) -> None:

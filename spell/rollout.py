@@ -238,9 +238,7 @@ class RolloutRunner:
     # -- helpers ----------------------------------------------------------------------------------
 
     def encode(self, messages: list[dict[str, str]], tokenizer: Any = None) -> list[int]:
-        tokenizer = tokenizer or self.tokenizer
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return prompts.encode_messages(tokenizer or self.tokenizer, messages)
 
     def sampling(self, seed: int, schema: dict[str, Any] | None = None, role: str = "responder") -> SamplingParams:
         s = self.cfg.sampling

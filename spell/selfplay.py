@@ -191,7 +191,7 @@ class SelfPlay:
 
     def _score(self, p: Proposal, generation_batch: int, step: int) -> _Scored:
         """Rewards of one questioner sample and its groups, and the memory update."""
-        cfg, rw = self.cfg, self.cfg.rewards
+        rw = self.cfg.rewards
         record = batching.QuestionRecord(
             task=p.task, cluster=p.cluster, question=p.parse.question, answer=p.parse.answer,
             options=p.parse.options, doc_ids=list(p.doc_ids), sample=p.rollout,

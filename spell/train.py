@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from spell.config import ConfigError, RunConfig, config_from_mapping, preset, with_overrides
+from spell.config import ConfigError, RunConfig, config_from_mapping, with_overrides
 from spell.distributed import DataParallel
 from spell.evaluation import BadInput
 

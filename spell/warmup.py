@@ -197,21 +197,13 @@ def _questioner(corpus, cfg, pairs, n) -> list[Example]:
     return out
 
 
-def encode_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    """The prompt tokens as the rollouts encode them (spell/rollout.py RolloutRunner.encode)."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def training_sequences(examples: Sequence[Example], tokenizer: Any, max_prompt_tokens: int) -> list[TrainSequence]:
     """One sequence per example whose prompt fits, ending with the end-of-turn token; the
     advantage 1 makes the policy loss at ratio 1 the supervised (cross-entropy) gradient."""
-    stop = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if not isinstance(stop, int) or stop == tokenizer.unk_token_id:
-        stop = tokenizer.eos_token_id
+    stop = prompts.end_of_turn_id(tokenizer)
     out = []
     for e in examples:
-        prompt_ids = encode_prompt(tokenizer, e.messages)
+        prompt_ids = prompts.encode_messages(tokenizer, e.messages)
         if len(prompt_ids) > max_prompt_tokens:
             continue
         response = list(tokenizer(e.completion, add_special_tokens=False)["input_ids"]) + ([stop] if stop is not None else [])

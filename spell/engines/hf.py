@@ -31,6 +31,7 @@ from transformers import DynamicCache, GenerationConfig
 
 from spell.engines.base import Completion, EngineStats, ProgressCallback, SamplingParams, logprob_temperature
 from spell.engines.sampling import NucleusSampler, row_generator
+from spell.prompts import end_of_turn_id
 
 
 class _LogprobRecorder(transformers.LogitsProcessor):
@@ -313,9 +314,9 @@ def _default_stop_ids(tokenizer: Any) -> list[int]:
     stops: list[int] = []
     if tokenizer.eos_token_id is not None:
         stops.append(int(tokenizer.eos_token_id))
-    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id and im_end not in stops:
-        stops.append(im_end)
+    turn_end = end_of_turn_id(tokenizer)
+    if turn_end is not None and turn_end not in stops:
+        stops.append(turn_end)
     if not stops:
         raise ValueError("the tokenizer has no EOS token; pass stop_token_ids")
     return stops

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from spell import prompts
 from spell.parsing import parse_questioner, parse_verifier
 from spell.prompts import (
     PROMPT_VERSION,
@@ -201,3 +202,18 @@ def test_verifier_schema():
     assert list(schema["properties"]) == ["explanation", "decision"]
     assert schema["properties"]["decision"]["enum"] == ["YES", "NO"]
     assert parse_verifier(json.dumps({"explanation": "same", "decision": "YES"})) == 1
+
+
+def test_the_end_of_turn_token_is_im_end_else_eos_else_none():
+    class Tokenizer:
+        unk_token_id = 0
+
+        def __init__(self, vocab, eos):
+            self.vocab, self.eos_token_id = vocab, eos
+
+        def convert_tokens_to_ids(self, token):
+            return self.vocab.get(token, self.unk_token_id)
+
+    assert prompts.end_of_turn_id(Tokenizer({"<|im_end|>": 2}, eos=7)) == 2
+    assert prompts.end_of_turn_id(Tokenizer({}, eos=7)) == 7
+    assert prompts.end_of_turn_id(Tokenizer({}, eos=None)) is None
