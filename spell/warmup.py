@@ -109,16 +109,28 @@ def rule_pairs(corpus: Any, docs_per_question: int, rng: random.Random) -> list[
     return pairs
 
 
-def _wrong_spans(pair: RulePair, local: Sequence[str], pool: dict[str, list[str]], rng: random.Random, n: int = 3) -> list[str] | None:
-    """`n` spans of the pair's kind that are not its answer: from its documents first, then from
-    the rest of the corpus."""
-    def other(s: str) -> bool:
-        return s.lower() != pair.answer.lower() and pair.answer.lower() not in s.lower() and s.lower() not in pair.answer.lower()
+def _other_spans(answer: str, kind: str, spans: Sequence[str]) -> list[str]:
+    """The distinct spans (case aside) of `kind` that neither are, hold, nor sit inside `answer`
+    ("May 2041" is no wrong option beside "2041"), in order."""
+    key = answer.lower()
+    seen: set[str] = set()
+    out = []
+    for span in spans:
+        low = span.lower()
+        if span_kind(span) == kind and low not in seen and key not in low and low not in key:
+            seen.add(low)
+            out.append(span)
+    return out
 
-    same = [s for s in dict.fromkeys(local) if span_kind(s) == pair.kind and other(s)]
+
+def _wrong_spans(pair: RulePair, local: Sequence[str], pool: dict[str, list[str]], rng: random.Random, n: int = 3) -> list[str] | None:
+    """`n` distinct spans of the pair's kind that are not its answer: from its documents first,
+    then from the rest of the corpus."""
+    same = _other_spans(pair.answer, pair.kind, local)
     rng.shuffle(same)
     chosen = same[: rng.randint(1, n)] if same else []
-    elsewhere = [s for s in pool.get(pair.kind, []) if other(s) and s not in chosen]
+    elsewhere = _other_spans(pair.answer, pair.kind, [s for s in pool.get(pair.kind, [])
+                                                      if s.lower() not in {c.lower() for c in chosen}])
     rng.shuffle(elsewhere)
     chosen += elsewhere[: n - len(chosen)]
     return chosen if len(chosen) == n else None
@@ -188,7 +200,7 @@ def _questioner(corpus, cfg, pairs, n) -> list[Example]:
             if len(out) >= n:
                 return out
             record = f"Evidence: {pair.evidence}\nQuestion: {pair.question}\nAnswer: {pair.answer}"
-            wrong = [s for s in local if span_kind(s) == pair.kind and s.lower() != pair.answer.lower()][:3]
+            wrong = _other_spans(pair.answer, pair.kind, local)[:3]
             task = "doc_mc" if number % 2 and len(wrong) == 3 else "doc_general_qa"
             if task == "doc_mc":
                 record += "".join(f"\nWrong: {w}" for w in wrong)

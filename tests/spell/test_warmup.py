@@ -15,7 +15,10 @@ from spell.config import preset, with_overrides
 from spell.loss import supervised_loss
 from spell.quality import question_quality
 from spell.rollout import Cluster, Corpus, Document
-from spell.warmup import _batches, _weigh_examples_equally, build_examples, cloze_question, rule_pairs, span_kind
+from spell.warmup import (
+    RulePair, _batches, _other_spans, _weigh_examples_equally, _wrong_spans, build_examples, cloze_question, rule_pairs,
+    span_kind,
+)
 from spell.trainers.base import TrainSequence
 
 TEXTS = {
@@ -93,6 +96,18 @@ def test_examples_cover_the_three_roles_in_their_own_formats():
             record = grounded.read_labelled_record(e.completion)
             assert record["evidence"] in " ".join(prompt.split())
             assert record["answer"] in record["evidence"]
+
+
+def test_wrong_options_are_distinct_and_never_hold_the_answer():
+    spans = ["2041", "May 2041", "1838", "1838", "2035", "Tobias Quill", "20410"]
+    assert _other_spans("2041", "year", spans) == ["1838", "2035"]  # no "May 2041", no second "1838"
+
+    pair = RulePair("town", ("a",), "It opened in 2041.", "Which year completes \"It opened in ___\"?", "2041", "year")
+    pool = {"year": ["1838", "1838", "1838", "2035", "2035", "1999"]}  # a span occurs once per document set
+    for seed in range(20):
+        wrong = _wrong_spans(pair, ["1838", "2041"], pool, random.Random(seed))
+        assert wrong is not None and len(set(wrong)) == 3 and "2041" not in wrong
+    assert _wrong_spans(pair, [], {"year": ["1838", "1838", "1838"]}, random.Random(0)) is None  # not three distinct
 
 
 def test_a_verifier_no_is_for_a_span_other_than_the_reference():
