@@ -85,14 +85,16 @@ def report(out: Path) -> dict:
         label = f"{ev['step']} (after warm-up)" if ev is warmed else str(ev["step"])
         row = {"step": ev["step"], "label": label, "seconds": ev["payload"].get("seconds"), "sets": {},
                "train": interval_stats(span) if span else None}
+        # Every evaluation after step 0's is compared with it; those after the warm-up's also with that.
+        references = [("change", base)] if ev is not base else []
+        if warmed is not None and ev["seq"] > warmed["seq"]:
+            references.append(("selfplay_change", warmed))
         for name, res in ev["payload"]["sets"].items():
             entry = {"mean@k": res["mean@k"], "pass@k": res["pass@k"], "k": res["k"], "items": res["items"]}
-            for key, ref in (("change", base), ("selfplay_change", warmed)):
-                before = ref["payload"]["sets"].get(name, {}).get("item_means") if ref is not None else None
-                if ev is not ref and ev is not base and before and res.get("item_means") and len(before) == len(res["item_means"]):
-                    if key == "selfplay_change" and ev["seq"] < ref["seq"]:
-                        continue
-                    entry[key] = paired_bootstrap(before, res["item_means"]).as_dict()
+            for key, ref in references:
+                before, after = ref["payload"]["sets"].get(name, {}).get("item_means"), res.get("item_means")
+                if before and after and len(before) == len(after):
+                    entry[key] = paired_bootstrap(before, after).as_dict()
             row["sets"][name] = entry
         rows.append(row)
         previous = ev["step"]

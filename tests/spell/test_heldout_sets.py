@@ -47,26 +47,41 @@ def test_no_town_of_the_sets_is_in_the_training_corpus_and_no_answer_is_in_its_q
     assert not {i.question for i in read_eval_set(MC)} & {i.question for i in read_eval_set(QA)}
 
 
+def _events(seq, step, type_, payload, t):
+    return json.dumps({"v": 1, "seq": seq, "type": type_, "step": step, "attempt": 1, "time": t, "payload": payload})
+
+
+def _evaluation(means, **extra):
+    return {"sets": {"mc": {"items": 4, "k": 4, "mean@k": sum(means) / 4, "pass@k": 0.5, "item_means": means}},
+            "mean": sum(means) / 4, "seconds": 5.0, **extra}
+
+
+def test_after_a_warm_up_the_learning_report_gives_self_plays_own_change_apart(tmp_path):
+    bench = load("bench/learning.py", "learning_bench")
+    lines = [_events(0, 0, "eval", _evaluation([0.0, 0.0, 0.25, 0.0]), 0.0),
+             _events(1, 0, "eval", _evaluation([0.25, 0.0, 0.25, 0.0], after_warmup=True), 50.0),
+             _events(2, 1, "eval", _evaluation([0.5, 0.25, 0.25, 0.0]), 110.0)]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    before, warmed, last = (row["sets"]["mc"] for row in bench.report(tmp_path)["rows"])
+    assert "change" not in before and "selfplay_change" not in before
+    assert warmed["change"]["delta"] == pytest.approx(0.0625) and "selfplay_change" not in warmed
+    assert last["change"]["delta"] == pytest.approx(0.1875)
+    assert last["selfplay_change"]["delta"] == pytest.approx(0.125)  # since the warm-up only
+
+
 def test_the_learning_report_pairs_each_evaluation_with_step_0(tmp_path):
     bench = load("bench/learning.py", "learning_bench")
-
-    def ev(seq, step, type_, payload, t):
-        return json.dumps({"v": 1, "seq": seq, "type": type_, "step": step, "attempt": 1, "time": t, "payload": payload})
-
-    def evaluation(means):
-        return {"sets": {"mc": {"items": 4, "k": 4, "mean@k": sum(means) / 4, "pass@k": 0.5, "item_means": means}},
-                "mean": sum(means) / 4, "seconds": 5.0}
 
     def metrics(quality, tp, pos, tn, neg):
         return {"questioner": {"question_quality": quality, "samples": 9},
                 "verifier": {"true_positives": tp, "rule_positives": pos, "true_negatives": tn, "rule_negatives": neg},
                 "responder": {"no_answer_rate": 0.0}, "time": {"total": 60.0}}
 
-    lines = [ev(0, 0, "eval", evaluation([0.0, 0.25, 0.5, 0.0]), 0.0),
-             ev(1, 1, "metrics", metrics(0.5, 1, 2, 0, 2), 60.0),
-             ev(2, 2, "metrics", metrics(1.0, 2, 2, 1, 2), 120.0),
-             ev(3, 2, "eval", evaluation([0.5, 0.25, 0.5, 0.25]), 130.0),
-             ev(4, 2, "log", {"message": "finished", "level": "info"}, 131.0)]
+    lines = [_events(0, 0, "eval", _evaluation([0.0, 0.25, 0.5, 0.0]), 0.0),
+             _events(1, 1, "metrics", metrics(0.5, 1, 2, 0, 2), 60.0),
+             _events(2, 2, "metrics", metrics(1.0, 2, 2, 1, 2), 120.0),
+             _events(3, 2, "eval", _evaluation([0.5, 0.25, 0.5, 0.25]), 130.0),
+             _events(4, 2, "log", {"message": "finished", "level": "info"}, 131.0)]
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     result = bench.report(tmp_path)
     first, last = result["rows"]
