@@ -306,6 +306,13 @@ class StructuredConfig:
         "it; the responder quotes the sentence that answers before answering; the verifier says "
         "YES or NO. Grammars built from the shown documents enforce it.",
     )
+    cloze_questions: bool = knob(
+        False,
+        "With grounded records, a QA or MC question is the cloze of its evidence sentence (Which "
+        "name|year|date|number completes \"... ___ ...\"?): the questioner chooses the fact, the grammar "
+        "writes the question, so it is well formed by construction (DocMath keeps a free question). "
+        "For a small model that cannot yet turn a sentence into a question (paper: off).",
+    )
 
 
 @dataclass
@@ -566,6 +573,7 @@ def preset(name: str) -> RunConfig:
                 "structured.verifier": True,
                 "structured.responder": True,
                 "structured.grounded": True,
+                "structured.cloze_questions": True,
                 "optim.lr": 1e-5,
                 # Three questioner samples per task: the population std (the unbiased one over so few
                 # samples inflates the advantages).
@@ -796,6 +804,8 @@ def validate(cfg: RunConfig, model_max_positions: int | None = None) -> list[Con
         v = cfg.get(name)
         if not (isinstance(v, int) and v >= 0):
             bad(name, f"must be 0 (= max_response_tokens) or a token count (got {v!r})")
+    if cfg.structured.cloze_questions and not cfg.structured.grounded:
+        bad("structured.cloze_questions", "cloze questions are a form of grounded record: set structured.grounded = true")
     if cfg.structured.grounded and cfg.prompts.style != "small":
         bad("structured.grounded", "grounded records are worded by the small prompt style: set prompts.style = small")
 

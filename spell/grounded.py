@@ -17,6 +17,11 @@ each a span of the documents; the four options are then put in an order drawn fr
 itself (`mc_options`), so the model never has to track letters. DocMath's answer is a number
 (checked for being derived from the documents by spell/quality.py).
 
+With cloze questions (structured.cloze_questions) the grammar writes the QA / MC question as well:
+`Which name|year|date|number completes "<words> ___ <words>"?`, the blank being the answer span, so the
+model's part is to choose the fact (the sentence, the span) and, for MC, the wrong options. A 135M
+model that has been shown the form still writes "Which number completes this sentence?".
+
 The grammars are xgrammar EBNF (the engines compile them; vLLM takes the same text). Everything
 here is a pure function of the documents, so the same prompt gets the same grammar in every
 process.
@@ -27,9 +32,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
-from spell.spans import candidate_spans, numbers_stated
+from spell.quality import question_quality
+from spell.spans import candidate_spans, numbers_stated, split_sentences
 
 # Question openings the grammar allows (each followed by at least 8 more characters and a "?").
 QUESTION_OPENINGS = (
@@ -42,8 +48,12 @@ MAX_SENTENCE_WORDS = 60
 MAX_EVIDENCE = 48  # alternatives in one grammar (compile time grows with them)
 MAX_QUESTION_CHARS = 160
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])|\n+")
-_ABBREVIATIONS = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|St|Mt|No|Co|Ltd|Inc|vs|etc|e\.g|i\.e)\.$")
+CLOZE_CONTEXT_WORDS = 8  # words kept on each side of the blank (the question stays under MAX_QUESTION_CHARS)
+MAX_CLOZES_PER_SENTENCE = 3  # spans of one evidence sentence offered as blanks (grammar size)
+_YEAR = re.compile(r"^(1[0-9]|20)[0-9]{2}$")
+_DIGIT = re.compile(r"[0-9]")
+_DATE_WORD = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
+                        r"December|spring|summer|autumn|fall|winter)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -57,22 +67,6 @@ def _text_of(doc: str | Mapping[str, object]) -> str:
     if isinstance(doc, Mapping):
         return str(doc.get("text") or "")
     return str(doc)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences and table lines of `text`, whitespace folded. A break after "Dr." and the like
-    is not a sentence end."""
-    pieces = _SENTENCE_END.split(text)
-    out: list[str] = []
-    for piece in pieces:
-        piece = " ".join(piece.split())
-        if not piece:
-            continue
-        if out and _ABBREVIATIONS.search(out[-1]):
-            out[-1] = f"{out[-1]} {piece}"
-        else:
-            out.append(piece)
-    return out
 
 
 def evidence_candidates(documents: Sequence[str | Mapping[str, object]], limit: int = MAX_EVIDENCE) -> list[Evidence]:
@@ -99,6 +93,53 @@ def evidence_candidates(documents: Sequence[str | Mapping[str, object]], limit: 
     return sorted(out, key=lambda e: order[id(e)])
 
 
+# ------------------------------------------------------------------------------ cloze questions
+
+def span_kind(span: str) -> str:
+    """What a span is, as a cloze asks for it: "year" (1838), "date" (May 2041, spring of 1794),
+    "number" (1,250, $9.8 million) or "name"."""
+    if _YEAR.match(span):
+        return "year"
+    if _DATE_WORD.search(span) and _DIGIT.search(span):
+        return "date"
+    return "number" if _DIGIT.search(span) else "name"
+
+
+def cloze_question(sentence: str, span: str) -> str | None:
+    """'Which <kind> completes "<words> ___ <words>"?' for the first place `span` stands in
+    `sentence` (a window of words around it); None when the span is not a whole-word part of it."""
+    at = re.search(rf"(?<![\w]){re.escape(span)}(?![\w])", sentence)
+    if at is None:
+        return None
+    head, tail = sentence[: at.start()], sentence[at.end():].rstrip(" .!;:")
+    before, after = head.split()[-CLOZE_CONTEXT_WORDS:], tail.split()[:CLOZE_CONTEXT_WORDS]
+    if len(before) + len(after) < 3:
+        return None
+    # "Varrow's" and "Varrow," keep their mark on the blank: "___'s", "___,".
+    blank = "___" if not after or tail[:1].isspace() else "___" + after.pop(0)
+    window = " ".join([*before, blank, *after]).replace('"', "'")
+    if span.lower() in window.lower():  # stated twice: the blank would not hide it
+        return None
+    question = f'Which {span_kind(span)} completes "{window}"?'
+    if len(question) - len("Which ") > MAX_QUESTION_CHARS or "\n" in question:
+        return None
+    return question
+
+
+def clozes(evidence: Evidence, documents: Sequence[str | Mapping[str, object]]) -> list[tuple[str, str]]:
+    """(question, answer) for the first MAX_CLOZES_PER_SENTENCE spans of `evidence` whose cloze
+    the question-quality rule accepts over `documents` (about 3% fail it on the sample corpus: a
+    span whose sentence shares no other word with the window, a name in a "When ..." sentence)."""
+    out = []
+    for span in evidence.spans:
+        question = cloze_question(evidence.sentence, span)
+        if question is not None and question_quality("doc_general_qa", question, span, None, documents).ok:
+            out.append((question, span))
+        if len(out) == MAX_CLOZES_PER_SENTENCE:
+            break
+    return out
+
+
 # ------------------------------------------------------------------------------ grammars
 
 
@@ -119,31 +160,63 @@ _QUESTION_RULES = (
 _NUMBER_RULE = 'number ::= "-"? [0-9] [0-9,]{0,14} ("." [0-9]{1,6})? "%"?\n'
 
 
-def questioner_grammar(task: str, documents: Sequence[str | Mapping[str, object]]) -> str | None:
+def _always(_text: str) -> bool:
+    return True
+
+
+def questioner_grammar(
+    task: str, documents: Sequence[str | Mapping[str, object]], cloze: bool = False,
+    fits: Callable[[str], bool] | None = None,
+) -> str | None:
     """The EBNF of a grounded questioner record for `task` over `documents`; None when the
-    documents offer no usable evidence sentence (the caller falls back to the JSON schema)."""
-    evidence = evidence_candidates(documents)
-    if task == "docmath_qa":
-        evidence = [e for e in evidence if e.numeric]
-    if not evidence:
-        return None
-    rules = ["root ::= " + " | ".join(f"e{i}" for i in range(len(evidence)))]
+    documents offer no usable evidence sentence (the caller falls back to the JSON schema).
+
+    `cloze` (structured.cloze_questions; QA and MC): the question is the cloze of the evidence
+    sentence, `Which name|year|date|number completes "... ___ ..."?` with the answer the blanked span,
+    so the questioner chooses the fact (the sentence and the span) and the grammar writes the rest.
+    DocMath keeps a free question: its answer is computed, not a span to blank.
+
+    `fits(text)`: whether a record of this text fits the questioner's token limit. A sentence (or
+    cloze) whose shortest record would not fit is left out: the grammar would force text that the
+    limit then cuts off, a format error that is not the model's. When no record fits at all (a
+    limit of a few tokens), every one is offered as without `fits`: the cut records are format
+    errors the run reports, rather than steps without a question."""
+    if task not in ("doc_general_qa", "doc_mc", "docmath_qa"):
+        raise ValueError(f"unknown task {task!r}")
+    fits = fits or _always
     all_spans = candidate_spans(documents, limit=64)
+    longest = max(all_spans, key=len, default="")
+    wrong_tail = f"\nWrong: {longest}" * 3 if task == "doc_mc" else ""
+    cloze = cloze and task != "docmath_qa"
+    blanks: dict[int, list[tuple[str, str]]] = {}
+    evidence = []
+    for e in evidence_candidates(documents):
+        if task == "docmath_qa" and not e.numeric:
+            continue
+        head = f"Evidence: {e.sentence}\nQuestion: "
+        if cloze:
+            blanks[id(e)] = [(q, a) for q, a in clozes(e, documents) if fits(f"{head}{q}\nAnswer: {a}{wrong_tail}")]
+            if blanks[id(e)]:
+                evidence.append(e)
+        elif fits(f"{head}What is the figure?\nAnswer: {max(e.spans, key=len) if task != 'docmath_qa' else '-1,000.25'}{wrong_tail}"):
+            evidence.append(e)
+    if not evidence:
+        return questioner_grammar(task, documents, cloze) if fits is not _always else None
+    rules = ["root ::= " + " | ".join(f"e{i}" for i in range(len(evidence)))]
+    wrong = ' "\\nWrong: " span "\\nWrong: " span "\\nWrong: " span' if task == "doc_mc" else ""
     for i, e in enumerate(evidence):
-        head = f'"Evidence: " {_lit(e.sentence)} "\\nQuestion: " question "\\nAnswer: "'
-        if task == "doc_general_qa":
-            rules.append(f"e{i} ::= {head} a{i}")
-            rules.append(f"a{i} ::= {_alternatives(e.spans)}")
-        elif task == "doc_mc":
-            rules.append(f'e{i} ::= {head} a{i} "\\nWrong: " span "\\nWrong: " span "\\nWrong: " span')
-            rules.append(f"a{i} ::= {_alternatives(e.spans)}")
+        head = f'"Evidence: " {_lit(e.sentence)} "\\nQuestion: "'
+        if cloze:
+            choices = " | ".join(_lit(question) + ' "\\nAnswer: " ' + _lit(answer) for question, answer in blanks[id(e)])
+            rules.append(f"e{i} ::= {head} ({choices}){wrong}")
         elif task == "docmath_qa":
-            rules.append(f"e{i} ::= {head} number")
+            rules.append(f'e{i} ::= {head} question "\\nAnswer: " number')
         else:
-            raise ValueError(f"unknown task {task!r}")
+            rules.append(f'e{i} ::= {head} question "\\nAnswer: " a{i}{wrong}')
+            rules.append(f"a{i} ::= {_alternatives(e.spans)}")
     if task == "doc_mc":
         rules.append(f"span ::= {_alternatives(all_spans)}")
-    text = "\n".join(rules) + "\n" + _QUESTION_RULES
+    text = "\n".join(rules) + "\n" + ("" if cloze else _QUESTION_RULES)
     return text + (_NUMBER_RULE if task == "docmath_qa" else "")
 
 

@@ -23,7 +23,7 @@ from spell.prompt_styles.common import (
     question_text,
 )
 
-PROMPT_VERSION = "spell-prompts-2026.12-1"
+PROMPT_VERSION = "spell-prompts-2026.12-2"
 DEFAULT_STYLE = "release"
 
 Message = dict[str, str]
@@ -84,6 +84,7 @@ def questioner_messages(
     style: str = DEFAULT_STYLE,
     target_letter: str | None = None,
     grounded: bool = False,
+    cloze: bool = False,
 ) -> list[Message]:
     """The questioner's prompt for `task` over `documents`.
 
@@ -94,12 +95,13 @@ def questioner_messages(
     bare JSON object instead of reasoning followed by a fenced block.
     `target_letter` (release style, MC): the letter the correct option must have, drawn by the
     caller to balance the answer letters, as the release intends.
-    `grounded`: the small style's labelled-lines record (spell/grounded.py).
+    `grounded`: the small style's labelled-lines record (spell/grounded.py); `cloze` with it: the
+    question is its evidence sentence's cloze (structured.cloze_questions).
     """
     _check_task(task)
     if grounded:
         mod = _grounded(style)
-        return _user(mod.grounded_questioner(task, mod.format_documents(documents), list(memory)))
+        return _user(mod.grounded_questioner(task, mod.format_documents(documents), list(memory), cloze=cloze))
     mod = style_module(style)
     return _user(mod.questioner(task, mod.format_documents(documents), list(memory),
                                 structured=structured, target_letter=target_letter))

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from spell.answers import normalize_answer, numbers_match, parse_number
-from spell.grounded import split_sentences
+from spell.spans import split_sentences
 
 MIN_WORDS = 4
 MAX_WORDS = 60

@@ -283,6 +283,13 @@ class RolloutRunner:
         cfg = self.cfg
         structured = cfg.structured.questioner
         grounded_records = structured and cfg.structured.grounded
+        cloze = grounded_records and cfg.structured.cloze_questions
+        record_limit = role_max_tokens(cfg, "questioner") - 1  # and the stop token
+
+        def record_fits(text: str) -> bool:
+            # A grammar-forced text can come out in more tokens than its canonical encoding (the
+            # model may spell a word in pieces): 15% of room for that.
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) * 1.15 <= record_limit
         # Release style: the letter the correct MC option must have, drawn per prompt to balance
         # the answer letters (what the release's <correct_answer> placeholder is for).
         draw_letter = self.style == "release"
@@ -304,7 +311,7 @@ class RolloutRunner:
                     def encode(ids_: list[str]) -> list[int]:
                         return self.encode(prompts.questioner_messages(
                             task, self.corpus.docs(ids_), examples, structured=structured, style=self.style,
-                            target_letter=letter, grounded=grounded_records,
+                            target_letter=letter, grounded=grounded_records, cloze=cloze,
                         ))
 
                     ids = encode(doc_ids)
@@ -314,7 +321,8 @@ class RolloutRunner:
                         if kept is not None:
                             dropped, doc_ids = len(doc_ids) - len(kept), kept
                             ids = encode(doc_ids)
-                    grammar = grounded.questioner_grammar(task, self.corpus.docs(doc_ids)) if grounded_records else None
+                    grammar = (grounded.questioner_grammar(task, self.corpus.docs(doc_ids), cloze=cloze,
+                                                           fits=record_fits) if grounded_records else None)
                     if len(ids) <= budget and (grammar is not None or not grounded_records):
                         if self.group.owns(slot):
                             pending.append((cluster.id, doc_ids, depth, ids, grammar, dropped, slot))

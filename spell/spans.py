@@ -22,6 +22,8 @@ import re
 from typing import Iterable, Mapping, Sequence
 
 MAX_SPAN_CHARS = 60
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])|\n+")
+_ABBREVIATIONS = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|St|Mt|No|Co|Ltd|Inc|vs|etc|e\.g|i\.e)\.$")
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _SEASONS = "spring|summer|autumn|fall|winter"
@@ -111,3 +113,19 @@ def candidate_spans(documents: Sequence[str | Mapping[str, object]], limit: int 
 def numbers_stated(text: str) -> list[str]:
     """The numbers written in `text` ("1794", "$70.0", "8.5%", "1,250"), in order."""
     return [m.group(0) for m in _NUMBER.finditer(text)]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and table lines of `text`, whitespace folded. A break after "Dr." and the like
+    is not a sentence end."""
+    pieces = _SENTENCE_END.split(text)
+    out: list[str] = []
+    for piece in pieces:
+        piece = " ".join(piece.split())
+        if not piece:
+            continue
+        if out and _ABBREVIATIONS.search(out[-1]):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out

@@ -26,24 +26,20 @@ from __future__ import annotations
 
 import functools
 import random
-import re
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from spell import grounded, prompts
-from spell.grounded import evidence_candidates, mc_options
+from spell import prompts
+from spell.config import role_max_tokens
+from spell.grounded import clozes, evidence_candidates, mc_options, span_kind
 from spell.loss import supervised_loss
 from spell.progress import NO_PROGRESS
-from spell.quality import question_quality
 from spell.spans import candidate_spans
 from spell.trainers.base import TrainSequence
 
 ROLES = ("questioner", "responder", "verifier")
-_YEAR = re.compile(r"^(1[0-9]|20)[0-9]{2}$")
-_DIGIT = re.compile(r"[0-9]")
 RECORDS_PER_PROMPT = 4  # questioner records trained per document set
-CONTEXT_WORDS = 8  # words kept on each side of the blank (the question stays under the grammar's length)
 
 
 @dataclass(frozen=True)
@@ -66,29 +62,6 @@ class Example:
     completion: str
 
 
-def span_kind(span: str) -> str:
-    if _YEAR.match(span):
-        return "year"
-    return "number" if _DIGIT.search(span) else "name"
-
-
-def cloze_question(sentence: str, span: str) -> str | None:
-    """'Which <kind> completes "<words> ___ <words>"?' for the first place `span` stands in
-    `sentence` (a window of words around it); None when the span is not a whole-word part of it."""
-    at = re.search(rf"(?<![\w]){re.escape(span)}(?![\w])", sentence)
-    if at is None:
-        return None
-    before = sentence[: at.start()].split()[-CONTEXT_WORDS:]
-    after = sentence[at.end():].rstrip(" .!;:").split()[:CONTEXT_WORDS]
-    if len(before) + len(after) < 3:
-        return None
-    window = " ".join([*before, "___", *after]).replace('"', "'")
-    question = f'Which {span_kind(span)} completes "{window}"?'
-    if len(question) - len("Which ") > grounded.MAX_QUESTION_CHARS or "\n" in question:
-        return None
-    return question
-
-
 def rule_pairs(corpus: Any, docs_per_question: int, rng: random.Random) -> list[RulePair]:
     """Every usable (sentence, span) of every cluster, the documents taken `docs_per_question` at
     a time as the questioner sees them; only pairs the question-quality rule accepts."""
@@ -99,13 +72,10 @@ def rule_pairs(corpus: Any, docs_per_question: int, rng: random.Random) -> list[
             doc_ids = tuple(ids[start:start + docs_per_question])
             docs = corpus.docs(doc_ids)
             for evidence in evidence_candidates(docs):
-                span = rng.choice(evidence.spans)
-                question = cloze_question(evidence.sentence, span)
-                if question is None:
-                    continue
-                if not question_quality("doc_general_qa", question, span, None, docs).ok:
-                    continue
-                pairs.append(RulePair(cluster.id, doc_ids, evidence.sentence, question, span, span_kind(span)))
+                offered = clozes(evidence, docs)  # the clozes the questioner's grammar offers
+                if offered:
+                    question, span = rng.choice(offered)
+                    pairs.append(RulePair(cluster.id, doc_ids, evidence.sentence, question, span, span_kind(span)))
     return pairs
 
 
@@ -205,20 +175,25 @@ def _questioner(corpus, cfg, pairs, n) -> list[Example]:
             if task == "doc_mc":
                 record += "".join(f"\nWrong: {w}" for w in wrong)
             out.append(Example("questioner", task, prompts.questioner_messages(
-                task, docs, [], structured=True, style=cfg.prompts.style, grounded=True), record))
+                task, docs, [], structured=True, style=cfg.prompts.style, grounded=True,
+                cloze=cfg.structured.cloze_questions), record))
     return out
 
 
-def training_sequences(examples: Sequence[Example], tokenizer: Any, max_prompt_tokens: int) -> list[TrainSequence]:
-    """One sequence per example whose prompt fits, ending with the end-of-turn token; the
-    advantage 1 makes the policy loss at ratio 1 the supervised (cross-entropy) gradient."""
+def training_sequences(
+    examples: Sequence[Example], tokenizer: Any, max_prompt_tokens: int, max_response_tokens: Mapping[str, int],
+) -> list[TrainSequence]:
+    """One sequence per example whose prompt and response fit (a role's response, with its
+    end-of-turn token, within what its rollouts may generate: it must not teach a record the
+    token limit would cut); the advantage 1 makes the policy loss at ratio 1 the supervised
+    (cross-entropy) gradient."""
     stop = prompts.end_of_turn_id(tokenizer)
     out = []
     for e in examples:
         prompt_ids = prompts.encode_messages(tokenizer, e.messages)
-        if len(prompt_ids) > max_prompt_tokens:
-            continue
         response = list(tokenizer(e.completion, add_special_tokens=False)["input_ids"]) + ([stop] if stop is not None else [])
+        if len(prompt_ids) > max_prompt_tokens or len(response) > max_response_tokens[e.role]:
+            continue
         out.append(TrainSequence(prompt_ids, response, [0.0] * len(response), 1.0, e.role))
     return out
 
@@ -228,7 +203,8 @@ def run_warmup(trainer: Any, tokenizer: Any, corpus: Any, cfg: Any, progress: An
     then back to optim.lr); returns what it did, for the run's log."""
     started = time.monotonic()
     examples = build_examples(corpus, cfg, cfg.run.seed)
-    sequences = training_sequences(examples, tokenizer, cfg.sampling.max_prompt_tokens)
+    sequences = training_sequences(examples, tokenizer, cfg.sampling.max_prompt_tokens,
+                                   {role: role_max_tokens(cfg, role) for role in ROLES})
     counts = {r: sum(1 for s in sequences if s.role == r) for r in ROLES}
     losses: list[float] = []
     if sequences:

@@ -95,6 +95,33 @@ _GROUNDED_EXAMPLE = {
         "Answer: 3100"
     ),
 }
+# Cloze questions (structured.cloze_questions): the question blanks the fact in the evidence sentence.
+_CLOZE_BRIEF = {
+    "doc_general_qa": (
+        "Choose one sentence of the documents that states a fact: a name, a date or a number. "
+        "Copy it after \"Evidence:\". Then ask which name, year, date or number completes the sentence, "
+        "quoting its words with ___ in place of the fact, and give the answer copied from the sentence."
+    ),
+    "doc_mc": (
+        "Choose one sentence of the documents that states a fact: a name, a date or a number. "
+        "Copy it after \"Evidence:\". Then ask which name, year, date or number completes the sentence, "
+        "quoting its words with ___ in place of the fact; give the right answer, copied from the "
+        "sentence, and three different wrong answers: other names, dates or numbers of the same kind "
+        "from the documents."
+    ),
+}
+_CLOZE_EXAMPLE = {
+    "doc_general_qa": (
+        "Evidence: The lighthouse at Cape Morrow was built in 1871 by the engineer Ada Pell.\n"
+        "Question: Which name completes \"Morrow was built in 1871 by the engineer ___\"?\n"
+        "Answer: Ada Pell"
+    ),
+    "doc_mc": (
+        "Evidence: The lighthouse at Cape Morrow was built in 1871 by the engineer Ada Pell.\n"
+        "Question: Which name completes \"Morrow was built in 1871 by the engineer ___\"?\n"
+        "Answer: Ada Pell\nWrong: Tomas Reed\nWrong: Hugo Marsh\nWrong: Ilse Varga"
+    ),
+}
 _GROUNDED_ENDING = {
     "doc_general_qa": 'Then write: "The correct answer is <answer>", the answer copied from the documents.',
     "doc_mc": 'Then write: "The correct answer is (X)", where X is the letter A, B, C or D of the right choice.',
@@ -109,8 +136,10 @@ _ONE_LINE_ANSWER = {
 }
 
 
-def grounded_questioner(task: str, documents: str, memory: Sequence[Mapping[str, Any]]) -> str:
-    """The questioner's prompt for a grounded record: Evidence / Question / Answer (/ Wrong) lines."""
+def grounded_questioner(task: str, documents: str, memory: Sequence[Mapping[str, Any]], cloze: bool = False) -> str:
+    """The questioner's prompt for a grounded record: Evidence / Question / Answer (/ Wrong) lines;
+    `cloze`: the question is the evidence sentence's cloze (QA and MC; DocMath asks freely)."""
+    cloze = cloze and task in _CLOZE_BRIEF
     parts = [
         "Read the documents, then write one exam question about them.",
         "",
@@ -118,10 +147,10 @@ def grounded_questioner(task: str, documents: str, memory: Sequence[Mapping[str,
         documents,
         "</documents>",
         "",
-        _GROUNDED_BRIEF[task],
+        (_CLOZE_BRIEF if cloze else _GROUNDED_BRIEF)[task],
         "",
         "Example, about another text:",
-        _GROUNDED_EXAMPLE[task],
+        (_CLOZE_EXAMPLE if cloze else _GROUNDED_EXAMPLE)[task],
     ]
     if memory:
         parts += [

@@ -3,13 +3,17 @@ sentences, the grammars (compiled by xgrammar against SmolLM2's tokenizer) and t
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 
 from spell.grounded import (
-    evidence_candidates, mc_options, questioner_grammar, read_labelled_record, split_sentences, verifier_grammar,
+    MAX_QUESTION_CHARS, cloze_question, clozes, evidence_candidates, mc_options, questioner_grammar, read_labelled_record,
+    span_kind, split_sentences, verifier_grammar,
 )
+from spell.quality import question_quality
+from tests.support import REPO
 from spell.spans import candidate_spans
 
 MILL = ("In 1823 the engineer Tobias Quill built the first mill on the River Senn. It was paid for by Aldous "
@@ -80,6 +84,83 @@ def test_the_mc_and_docmath_grammars(compiler):
     assert accepts(compiler, questioner_grammar("docmath_qa", [REPORT]), math)
     assert questioner_grammar("docmath_qa", ["No numbers are stated in this short text here."]) is None
     assert accepts(compiler, verifier_grammar(), "YES") and not accepts(compiler, verifier_grammar(), "MAYBE")
+
+
+@pytest.mark.parametrize("span, kind", [("1838", "year"), ("1,250", "number"), ("$9.8 million", "number"),
+                                        ("Tobias Quill", "name"), ("300", "number"), ("spring of 1794", "date"),
+                                        ("4 May 2041", "date")])
+def test_span_kinds(span, kind):
+    assert span_kind(span) == kind
+
+
+def test_a_cloze_question_blanks_the_span_and_keeps_its_context():
+    q = cloze_question("In 1823 the engineer Tobias Quill built the first mill on the River Senn.", "Tobias Quill")
+    assert q == 'Which name completes "In 1823 the engineer ___ built the first mill on the River Senn"?'
+    assert cloze_question("Harrowmere received its charter in 1838 from the county court.", "1838") == (
+        'Which year completes "Harrowmere received its charter in ___ from the county court"?')
+
+
+def test_a_cloze_question_needs_the_span_as_whole_words_and_some_context():
+    assert cloze_question("Varrowmere grew.", "Varrow") is None  # inside a word: no blank
+    assert cloze_question("Harrowmere 1838.", "1838") is None  # one word of context
+    assert cloze_question("The town stands on the river.", "Senn") is None
+
+
+def test_a_long_sentence_keeps_a_window_that_fits_the_question_grammar():
+    words = " ".join(f"word{i}" for i in range(30))
+    q = cloze_question(f"{words} Tobias Quill {words}.", "Tobias Quill")
+    assert q is not None and q.count("word") == 16
+    assert len(q) - len("Which ") <= MAX_QUESTION_CHARS
+
+
+def test_a_cloze_keeps_the_mark_after_the_blank_and_refuses_a_span_stated_twice():
+    assert cloze_question("It was paid for by Aldous Varrow, the town's first mayor.", "Aldous Varrow") == (
+        'Which name completes "It was paid for by ___, the town\'s first mayor"?')
+    assert cloze_question("The mill opened in 1823 and closed in 1823 again.", "1823") is None
+
+
+def test_the_cloze_grammar_writes_the_question_and_the_questioner_chooses_the_fact(compiler):
+    grammar = questioner_grammar("doc_general_qa", [MILL], cloze=True)
+    evidence = "Evidence: In 1823 the engineer Tobias Quill built the first mill on the River Senn.\n"
+    good = evidence + ('Question: Which name completes "In 1823 the engineer ___ built the first mill on the River '
+                       'Senn"?\nAnswer: Tobias Quill')
+    assert accepts(compiler, grammar, good)
+    assert accepts(compiler, grammar, evidence + 'Question: Which year completes "In ___ the engineer Tobias Quill '
+                                                 'built the first mill"?\nAnswer: 1823')
+    assert not accepts(compiler, grammar, good.replace("Answer: Tobias Quill", "Answer: 1823"))  # not that blank's span
+    assert not accepts(compiler, grammar, evidence + "Question: Who built the first mill?\nAnswer: Tobias Quill")
+    mc = good + "\nWrong: Aldous Varrow\nWrong: Ines Kell\nWrong: Elspeth Varrow"
+    assert accepts(compiler, questioner_grammar("doc_mc", [MILL], cloze=True), mc)
+    # DocMath asks freely: its answer is computed, there is no span to blank
+    assert questioner_grammar("docmath_qa", [REPORT], cloze=True) == questioner_grammar("docmath_qa", [REPORT])
+
+
+def test_the_grammar_offers_only_records_that_fit_the_token_limit():
+    """A sentence or cloze whose record the questioner's token limit would cut is not offered
+    (a character count stands in for the tokenizer here). The MILL records are 120 (Ines Kell),
+    181-202 (the 1823 sentence) and 224-266 characters (the 1794 sentence) long."""
+    limited = questioner_grammar("doc_general_qa", [MILL], cloze=True, fits=lambda text: len(text) <= 190)
+    assert 'Answer: " "1823"' in limited and 'Answer: " "River Senn"' in limited
+    assert 'Answer: " "Tobias Quill"' not in limited  # its cloze is the 202-character record
+    assert "Elspeth" not in limited and 'Answer: " "Ines Kell"' in limited
+    # a limit no record fits: all are offered (cut records are format errors, not question-less steps)
+    assert questioner_grammar("doc_general_qa", [MILL], fits=lambda text: False) == questioner_grammar(
+        "doc_general_qa", [MILL])
+    free = questioner_grammar("doc_general_qa", [MILL], fits=lambda text: len(text) <= 150)
+    assert "Tobias Quill built" in free and "Elspeth" not in free
+
+
+def test_every_offered_cloze_passes_the_question_quality_rule():
+    corpus = [json.loads(line) for line in (REPO / "samples" / "corpus" / "sample.jsonl").read_text().splitlines()]
+    offered = 0
+    for start in range(0, len(corpus), 2):
+        docs = corpus[start:start + 2]
+        for evidence in evidence_candidates(docs):
+            for question, answer in clozes(evidence, docs):
+                offered += 1
+                assert answer in evidence.sentence and "___" in question and answer not in question
+                assert question_quality("doc_general_qa", question, answer, None, docs).ok, (question, answer)
+    assert offered >= 100
 
 
 def test_a_labelled_record_is_read_and_mc_letters_are_drawn_from_the_record():

@@ -42,7 +42,8 @@ SAMPLE_FIELDS = {
 
 
 SCRIPTED_RECORDS = {
-    "structured.grounded": False, "structured.responder": False, "selfplay.question_quality_filter": False,
+    "structured.grounded": False, "structured.cloze_questions": False, "structured.responder": False,
+    "selfplay.question_quality_filter": False,
     "selfplay.verifier_tasks": ["doc_general_qa", "doc_mc", "docmath_qa"],
 }
 

@@ -16,8 +16,7 @@ from spell.loss import supervised_loss
 from spell.quality import question_quality
 from spell.rollout import Cluster, Corpus, Document
 from spell.warmup import (
-    RulePair, _batches, _other_spans, _weigh_examples_equally, _wrong_spans, build_examples, cloze_question, rule_pairs,
-    span_kind,
+    RulePair, _batches, _other_spans, _weigh_examples_equally, _wrong_spans, build_examples, rule_pairs,
 )
 from spell.trainers.base import TrainSequence
 
@@ -40,32 +39,6 @@ def corpus() -> Corpus:
 
 def cfg(**overrides):
     return with_overrides(preset("cpu-demo"), {"warmup.examples_per_role": 6, **overrides})
-
-
-@pytest.mark.parametrize("span, kind", [("1838", "year"), ("1,250", "number"), ("$9.8 million", "number"),
-                                        ("Tobias Quill", "name"), ("300", "number")])
-def test_span_kinds(span, kind):
-    assert span_kind(span) == kind
-
-
-def test_a_cloze_question_blanks_the_span_and_keeps_its_context():
-    q = cloze_question("In 1823 the engineer Tobias Quill built the first mill on the River Senn.", "Tobias Quill")
-    assert q == 'Which name completes "In 1823 the engineer ___ built the first mill on the River Senn"?'
-    assert cloze_question("Harrowmere received its charter in 1838 from the county court.", "1838") == (
-        'Which year completes "Harrowmere received its charter in ___ from the county court"?')
-
-
-def test_a_cloze_question_needs_the_span_as_whole_words_and_some_context():
-    assert cloze_question("Varrowmere grew.", "Varrow") is None  # inside a word: no blank
-    assert cloze_question("Harrowmere 1838.", "1838") is None  # one word of context
-    assert cloze_question("The town stands on the river.", "Senn") is None
-
-
-def test_a_long_sentence_keeps_a_window_that_fits_the_question_grammar():
-    words = " ".join(f"word{i}" for i in range(30))
-    q = cloze_question(f"{words} Tobias Quill {words}.", "Tobias Quill")
-    assert q is not None and q.count("word") == 16
-    assert len(q) - len("Which ") <= grounded.MAX_QUESTION_CHARS
 
 
 def test_every_rule_pair_passes_the_question_quality_rule_it_is_scored_by():

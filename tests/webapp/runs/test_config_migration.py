@@ -15,6 +15,9 @@ def stored_before_2026_12(name):
         for knob in knobs:
             config[section].pop(knob, None)
     config.pop("prompts")  # the whole section is newer
+    # Knobs added after this migration need none: their defaults are the behaviour before them.
+    config.pop("warmup")
+    config["structured"].pop("cloze_questions")
     return config
 
 
