@@ -51,22 +51,29 @@ def test_it_stores_good_files_and_queues_the_ingest(member_client, team, member,
     assert len(callbacks) == 1  # the ingest task, sent once the upload is committed
 
 
-def test_files_left_under_the_new_corpus_id_are_moved_aside_not_mixed_in(member_client, team, media_root):
-    """The database was reset while MEDIA_ROOT was kept: corpus #1's folder from before holds a
-    file of the same name. The upload neither fails (it answered 500) nor ingests the stale file."""
-    stale = media_root / "corpora" / "1" / "uploads"
-    stale.mkdir(parents=True)
-    (stale / "a.jsonl").write_text("stale\n")
-    (stale / "old.txt").write_text("stale\n")
+def test_files_left_under_the_new_corpus_id_are_moved_aside_not_mixed_in(member_client, team, media_root, monkeypatch):
+    """The database was reset while MEDIA_ROOT was kept: the new corpus's id names a folder from
+    before, holding a file of the same name. The upload neither fails (it answered 500) nor ingests
+    the stale file. (The folder is made as the row is created: which id that is differs between
+    SQLite, which reuses ids, and PostgreSQL's sequences.)"""
+    create = Corpus.objects.create
 
+    def create_over_a_stale_folder(**fields):
+        corpus = create(**fields)
+        corpus.upload_folder.mkdir(parents=True)
+        (corpus.upload_folder / "a.jsonl").write_text("stale\n")
+        (corpus.upload_folder / "old.txt").write_text("stale\n")
+        return corpus
+
+    monkeypatch.setattr(Corpus.objects, "create", create_over_a_stale_folder)
     response = post(member_client, team, [upload("a.jsonl", jsonl(3))])
 
     corpus = Corpus.objects.get()
-    assert response.status_code == 302 and corpus.pk == 1
+    assert response.status_code == 302
     assert [p.name for p in corpus.upload_folder.iterdir()] == ["a.jsonl"]
     assert (corpus.upload_folder / "a.jsonl").read_text() == jsonl(3)
-    (aside,) = [p for p in (media_root / "corpora").iterdir() if p.name != "1"]
-    assert aside.name.startswith("1.stale-") and (aside / "uploads" / "old.txt").read_text() == "stale\n"
+    (aside,) = [p for p in (media_root / "corpora").iterdir() if p.name != str(corpus.pk)]
+    assert aside.name.startswith(f"{corpus.pk}.stale-") and (aside / "uploads" / "old.txt").read_text() == "stale\n"
 
 
 def test_it_reports_bad_files_one_by_one_and_keeps_the_good_ones(member_client, team, settings):
