@@ -13,7 +13,8 @@ line may hold:
 so every reference answer is found in the documents by construction, and the question is written
 right after the sentence it is about (turning a sentence into a question is within a small model's
 reach; inventing one from 1,500 tokens of text is not). Multiple choice adds three `Wrong:` lines,
-each a span of the documents; the four options are then put in an order drawn from the record
+three different spans of the documents, of the answer's kind where the documents offer enough (a
+year for a year, a name for a name; without it SmolLM2 wrote the same wrong option twice); the four options are then put in an order drawn from the record
 itself (`mc_options`), so the model never has to track letters. DocMath's answer is a number
 (checked for being derived from the documents by spell/quality.py).
 
@@ -34,6 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+from spell.answers import normalize_answer
 from spell.quality import question_quality
 from spell.spans import candidate_spans, numbers_stated, split_sentences
 
@@ -160,6 +162,43 @@ _QUESTION_RULES = (
 _NUMBER_RULE = 'number ::= "-"? [0-9] [0-9,]{0,14} ("." [0-9]{1,6})? "%"?\n'
 
 
+WRONG_OPTIONS = 3
+
+
+def wrong_option_lists(spans: Sequence[str]) -> dict[str, list[str]]:
+    """The spans an MC record's wrong options are drawn from, by kind: "any" (all distinct spans)
+    and each kind (span_kind) with at least one more span than the wrong options, so that three of
+    them can differ from an answer of that kind. Distinct as the quality rule compares options
+    (normalize_answer), in the spans' order. With fewer than three distinct spans there is no
+    "any" list and the grammar allows repeats (a record the quality rule then rejects)."""
+    distinct: dict[str, str] = {}
+    for span in spans:
+        distinct.setdefault(normalize_answer(span), span)
+    by_kind: dict[str, list[str]] = {}
+    for span in distinct.values():
+        by_kind.setdefault(span_kind(span), []).append(span)
+    out = {kind: found for kind, found in by_kind.items() if len(found) > WRONG_OPTIONS}
+    out["any"] = list(distinct.values()) if len(distinct) >= WRONG_OPTIONS else list(distinct.values()) * WRONG_OPTIONS
+    return out
+
+
+def _distinct_choice_rules(name: str, items: Sequence[str], sep: str, n: int = WRONG_OPTIONS) -> list[str]:
+    """Rules for `name`: n of `items` joined by `sep`, each used once, in the items' order.
+
+    `{name}_k_j` is "k items, the first at index j or later": item j then k-1 items after it, or
+    k items from j+1 on. That is n x len(items) small rules, where listing every ordered choice
+    would be len(items)^n alternatives. (The order is the documents', as the warm-up writes them.)"""
+    m = len(items)
+    if m < n:
+        raise ValueError(f"{name}: {n} distinct choices from {m} items")
+    rules = [f"{name} ::= {name}_{n}_0"]
+    for k in range(1, n + 1):
+        for j in range(m - k + 1):
+            take = _lit(items[j]) + (f" {_lit(sep)} {name}_{k - 1}_{j + 1}" if k > 1 else "")
+            rules.append(f"{name}_{k}_{j} ::= {take}" + (f" | {name}_{k}_{j + 1}" if j < m - k else ""))
+    return rules
+
+
 def _always(_text: str) -> bool:
     return True
 
@@ -185,6 +224,7 @@ def questioner_grammar(
         raise ValueError(f"unknown task {task!r}")
     fits = fits or _always
     all_spans = candidate_spans(documents, limit=64)
+    options = wrong_option_lists(all_spans) if task == "doc_mc" else {}
     longest = max(all_spans, key=len, default="")
     wrong_tail = f"\nWrong: {longest}" * 3 if task == "doc_mc" else ""
     cloze = cloze and task != "docmath_qa"
@@ -203,19 +243,25 @@ def questioner_grammar(
     if not evidence:
         return questioner_grammar(task, documents, cloze) if fits is not _always else None
     rules = ["root ::= " + " | ".join(f"e{i}" for i in range(len(evidence)))]
-    wrong = ' "\\nWrong: " span "\\nWrong: " span "\\nWrong: " span' if task == "doc_mc" else ""
+
+    def answer_then_wrong(answer: str) -> str:
+        """The answer literal and, for MC, the three wrong options of its kind."""
+        if task != "doc_mc":
+            return _lit(answer)
+        kind = span_kind(answer) if span_kind(answer) in options else "any"
+        return f'{_lit(answer)} "\\nWrong: " wrong_{kind}'
+
     for i, e in enumerate(evidence):
         head = f'"Evidence: " {_lit(e.sentence)} "\\nQuestion: "'
         if cloze:
-            choices = " | ".join(_lit(question) + ' "\\nAnswer: " ' + _lit(answer) for question, answer in blanks[id(e)])
-            rules.append(f"e{i} ::= {head} ({choices}){wrong}")
+            choices = " | ".join(_lit(question) + ' "\\nAnswer: " ' + answer_then_wrong(answer) for question, answer in blanks[id(e)])
+            rules.append(f"e{i} ::= {head} ({choices})")
         elif task == "docmath_qa":
             rules.append(f'e{i} ::= {head} question "\\nAnswer: " number')
         else:
-            rules.append(f'e{i} ::= {head} question "\\nAnswer: " a{i}{wrong}')
-            rules.append(f"a{i} ::= {_alternatives(e.spans)}")
-    if task == "doc_mc":
-        rules.append(f"span ::= {_alternatives(all_spans)}")
+            rules.append(f'e{i} ::= {head} question "\\nAnswer: " ({" | ".join(answer_then_wrong(a) for a in dict.fromkeys(e.spans))})')
+    for kind, spans in options.items():
+        rules += _distinct_choice_rules(f"wrong_{kind}", spans, sep="\nWrong: ")
     text = "\n".join(rules) + "\n" + ("" if cloze else _QUESTION_RULES)
     return text + (_NUMBER_RULE if task == "docmath_qa" else "")
 

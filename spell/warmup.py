@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from spell import prompts
+from spell.answers import normalize_answer
 from spell.config import role_max_tokens
 from spell.grounded import clozes, evidence_candidates, mc_options, span_kind
 from spell.loss import supervised_loss
@@ -80,13 +81,14 @@ def rule_pairs(corpus: Any, docs_per_question: int, rng: random.Random) -> list[
 
 
 def _other_spans(answer: str, kind: str, spans: Sequence[str]) -> list[str]:
-    """The distinct spans (case aside) of `kind` that neither are, hold, nor sit inside `answer`
-    ("May 2041" is no wrong option beside "2041"), in order."""
-    key = answer.lower()
+    """The distinct spans (as the quality rule compares options: normalize_answer) of `kind` that
+    neither are, hold, nor sit inside `answer` ("May 2041" is no wrong option beside "2041"), in
+    order: the first three are a choice the MC questioner grammar allows (grounded.wrong_option_lists)."""
+    key = normalize_answer(answer)
     seen: set[str] = set()
     out = []
     for span in spans:
-        low = span.lower()
+        low = normalize_answer(span)
         if span_kind(span) == kind and low not in seen and key not in low and low not in key:
             seen.add(low)
             out.append(span)

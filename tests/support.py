@@ -103,3 +103,12 @@ def fake_checkpoint(run_dir, step: int, *, weights: bytes = b"\0" * 1024, latest
     if latest:
         (folder.parent / rundir.LATEST).write_text(folder.name + "\n")
     return folder / rundir.MODEL_DIR
+
+
+def accepts(compiler, grammar: str, text: str) -> bool:
+    """The grammar takes all of `text` and may end right after it (`compiler`: the spell tests' fixture)."""
+    import xgrammar
+
+    compiled, eos = compiler
+    matcher = xgrammar.GrammarMatcher(compiled.compile_grammar(grammar))
+    return matcher.accept_string(text) and matcher.accept_token(eos) and matcher.is_terminated()

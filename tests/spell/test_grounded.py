@@ -10,10 +10,10 @@ import pytest
 
 from spell.grounded import (
     MAX_QUESTION_CHARS, cloze_question, clozes, evidence_candidates, mc_options, questioner_grammar, read_labelled_record,
-    span_kind, split_sentences, verifier_grammar,
+    span_kind, split_sentences, verifier_grammar, wrong_option_lists,
 )
 from spell.quality import question_quality
-from tests.support import REPO
+from tests.support import REPO, accepts
 from spell.spans import candidate_spans
 
 MILL = ("In 1823 the engineer Tobias Quill built the first mill on the River Senn. It was paid for by Aldous "
@@ -44,27 +44,6 @@ def test_evidence_sentences_state_a_span_and_are_long_enough():
     assert not evidence[2].numeric  # "The mill burned down." states no span and is left out
 
 
-@pytest.fixture(scope="module")
-def compiler():
-    import xgrammar
-    from transformers import AutoTokenizer
-
-    from spell.models import TINY_RANDOM, prepare_model
-
-    tokenizer = AutoTokenizer.from_pretrained(prepare_model(TINY_RANDOM))
-    info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, stop_token_ids=[tokenizer.eos_token_id])
-    return xgrammar.GrammarCompiler(info), tokenizer.eos_token_id
-
-
-def accepts(compiler, grammar: str, text: str) -> bool:
-    """The grammar takes all of `text` and may end right after it."""
-    import xgrammar
-
-    compiled, eos = compiler
-    matcher = xgrammar.GrammarMatcher(compiled.compile_grammar(grammar))
-    return matcher.accept_string(text) and matcher.accept_token(eos) and matcher.is_terminated()
-
-
 def test_the_qa_grammar_takes_a_quoted_sentence_a_question_and_one_of_its_spans(compiler):
     grammar = questioner_grammar("doc_general_qa", [MILL])
     good = ("Evidence: In 1823 the engineer Tobias Quill built the first mill on the River Senn.\n"
@@ -75,11 +54,35 @@ def test_the_qa_grammar_takes_a_quoted_sentence_a_question_and_one_of_its_spans(
     assert not accepts(compiler, grammar, good.replace("Evidence: In 1823", "Evidence: In 1824"))  # not a sentence of the text
 
 
+def test_mc_wrong_options_are_three_different_spans_of_the_answers_kind(compiler):
+    """Names for a name (MILL states five), in the documents' order, none twice; a year answer
+    has too few other years (1823, 1794) and draws from all spans, still each once."""
+    grammar = questioner_grammar("doc_mc", [MILL])
+    head = ("Evidence: In 1823 the engineer Tobias Quill built the first mill on the River Senn.\n"
+            "Question: Who built the first mill?\nAnswer: Tobias Quill")
+    assert accepts(compiler, grammar, head + "\nWrong: River Senn\nWrong: Aldous Varrow\nWrong: Ines Kell")
+    assert not accepts(compiler, grammar, head + "\nWrong: Aldous Varrow\nWrong: Aldous Varrow\nWrong: Ines Kell")
+    assert not accepts(compiler, grammar, head + "\nWrong: Aldous Varrow\nWrong: Ines Kell\nWrong: 1823")  # a year
+    assert not accepts(compiler, grammar, head + "\nWrong: Ines Kell\nWrong: Aldous Varrow\nWrong: River Senn")  # order
+    year = ("Evidence: In 1823 the engineer Tobias Quill built the first mill on the River Senn.\n"
+            "Question: When was the first mill built?\nAnswer: 1823")
+    assert accepts(compiler, grammar, year + "\nWrong: spring of 1794\nWrong: 14\nWrong: 1794")
+    assert not accepts(compiler, grammar, year + "\nWrong: 1794\nWrong: 14\nWrong: 1794")
+
+
+def test_wrong_option_lists_are_distinct_by_kind_and_need_one_more_than_three():
+    lists = wrong_option_lists(["1823", "Tobias Quill", "the River Senn", "River Senn", "Ines Kell", "Ada Pell", "Bo Vey"])
+    assert lists == {"name": ["Tobias Quill", "the River Senn", "Ines Kell", "Ada Pell", "Bo Vey"],
+                     "any": ["1823", "Tobias Quill", "the River Senn", "Ines Kell", "Ada Pell", "Bo Vey"]}
+    assert wrong_option_lists(["1823", "Ada Pell"])["any"] == ["1823", "Ada Pell"] * 3  # too few: repeats allowed
+
+
 def test_the_mc_and_docmath_grammars(compiler):
     mc = ("Evidence: In 1823 the engineer Tobias Quill built the first mill on the River Senn.\n"
-          "Question: Who built the first mill?\nAnswer: Tobias Quill\nWrong: Aldous Varrow\nWrong: Ines Kell\nWrong: 1823")
-    assert accepts(compiler, questioner_grammar("doc_mc", [MILL]), mc)
-    assert not accepts(compiler, questioner_grammar("doc_mc", [MILL]), mc.replace("Wrong: Ines Kell", "Wrong: Ada Pell"))
+          "Question: Who built the first mill?\nAnswer: Tobias Quill\nWrong: Aldous Varrow\nWrong: Elspeth Varrow\nWrong: Ines Kell")
+    grammar = questioner_grammar("doc_mc", [MILL])
+    assert accepts(compiler, grammar, mc)
+    assert not accepts(compiler, grammar, mc.replace("Wrong: Elspeth Varrow", "Wrong: Ada Pell"))  # not in the documents
     math = "Evidence: Revenue was $70.0 million, up 8.5% from $64.5 million.\nQuestion: By how much did revenue grow?\nAnswer: 5.5"
     assert accepts(compiler, questioner_grammar("docmath_qa", [REPORT]), math)
     assert questioner_grammar("docmath_qa", ["No numbers are stated in this short text here."]) is None
@@ -129,8 +132,9 @@ def test_the_cloze_grammar_writes_the_question_and_the_questioner_chooses_the_fa
                                                  'built the first mill"?\nAnswer: 1823')
     assert not accepts(compiler, grammar, good.replace("Answer: Tobias Quill", "Answer: 1823"))  # not that blank's span
     assert not accepts(compiler, grammar, evidence + "Question: Who built the first mill?\nAnswer: Tobias Quill")
-    mc = good + "\nWrong: Aldous Varrow\nWrong: Ines Kell\nWrong: Elspeth Varrow"
+    mc = good + "\nWrong: Aldous Varrow\nWrong: Elspeth Varrow\nWrong: Ines Kell"
     assert accepts(compiler, questioner_grammar("doc_mc", [MILL], cloze=True), mc)
+    assert not accepts(compiler, questioner_grammar("doc_mc", [MILL], cloze=True), mc.replace("Elspeth", "Aldous"))
     # DocMath asks freely: its answer is computed, there is no span to blank
     assert questioner_grammar("docmath_qa", [REPORT], cloze=True) == questioner_grammar("docmath_qa", [REPORT])
 

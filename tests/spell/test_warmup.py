@@ -19,6 +19,7 @@ from spell.warmup import (
     RulePair, _batches, _other_spans, _weigh_examples_equally, _wrong_spans, build_examples, rule_pairs,
 )
 from spell.trainers.base import TrainSequence
+from tests.support import accepts
 
 TEXTS = {
     "a": "In 1823 the engineer Tobias Quill built the first mill on the River Senn. It was paid for by Aldous "
@@ -81,6 +82,20 @@ def test_wrong_options_are_distinct_and_never_hold_the_answer():
         wrong = _wrong_spans(pair, ["1838", "2041"], pool, random.Random(seed))
         assert wrong is not None and len(set(wrong)) == 3 and "2041" not in wrong
     assert _wrong_spans(pair, [], {"year": ["1838", "1838", "1838"]}, random.Random(0)) is None  # not three distinct
+
+
+def test_every_questioner_example_is_a_record_its_grammar_allows(compiler):
+    """The warm-up teaches what rollouts may write: each questioner record, MC wrong options
+    included, is in the language of the questioner grammar of its prompt's documents."""
+    c = corpus()
+    examples = [e for seed in range(3) for e in build_examples(c, cfg(**{"warmup.examples_per_role": 20}), seed=seed)
+                if e.role == "questioner"]
+    assert {"doc_general_qa", "doc_mc"} <= {e.task for e in examples}
+    for e in examples:
+        prompt = e.messages[0]["content"]
+        shown = sorted((prompt.index(d.text), d) for d in c.documents.values() if d.text in prompt)
+        grammar = grounded.questioner_grammar(e.task, [d.text for _, d in shown], cloze=True)
+        assert accepts(compiler, grammar, e.completion), e.completion
 
 
 def test_a_verifier_no_is_for_a_span_other_than_the_reference():
