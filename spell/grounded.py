@@ -37,7 +37,7 @@ from typing import Callable, Mapping, Sequence
 
 from spell.answers import normalize_answer
 from spell.quality import question_quality
-from spell.spans import candidate_spans, numbers_stated, split_sentences
+from spell.spans import candidate_spans, numbers_stated, span_kind, split_sentences
 
 # Question openings the grammar allows (each followed by at least 8 more characters and a "?").
 QUESTION_OPENINGS = (
@@ -52,10 +52,6 @@ MAX_QUESTION_CHARS = 160
 
 CLOZE_CONTEXT_WORDS = 8  # words kept on each side of the blank (the question stays under MAX_QUESTION_CHARS)
 MAX_CLOZES_PER_SENTENCE = 3  # spans of one evidence sentence offered as blanks (grammar size)
-_YEAR = re.compile(r"^(1[0-9]|20)[0-9]{2}$")
-_DIGIT = re.compile(r"[0-9]")
-_DATE_WORD = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
-                        r"December|spring|summer|autumn|fall|winter)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -96,16 +92,6 @@ def evidence_candidates(documents: Sequence[str | Mapping[str, object]], limit: 
 
 
 # ------------------------------------------------------------------------------ cloze questions
-
-def span_kind(span: str) -> str:
-    """What a span is, as a cloze asks for it: "year" (1838), "date" (May 2041, spring of 1794),
-    "number" (1,250, $9.8 million) or "name"."""
-    if _YEAR.match(span):
-        return "year"
-    if _DATE_WORD.search(span) and _DIGIT.search(span):
-        return "date"
-    return "number" if _DIGIT.search(span) else "name"
-
 
 def cloze_question(sentence: str, span: str) -> str | None:
     """'Which <kind> completes "<words> ___ <words>"?' for the first place `span` stands in

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from spell.answers import normalize_answer, numbers_match, parse_number
-from spell.spans import split_sentences
+from spell.spans import MONTHS, SEASONS, split_sentences
 
 MIN_WORDS = 4
 MAX_WORDS = 60
@@ -188,8 +188,7 @@ def _on_topic(question: str, doc_words: set[str]) -> Quality:
 
 
 _YEARISH = re.compile(r"\b(1[0-9]{3}|20[0-9]{2}|2[1-9][0-9]{2})\b")
-_MONTHS = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
-                     r"december|spring|summer|autumn|fall|winter|century|decade)\b", re.IGNORECASE)
+_TIME_WORDS = re.compile(rf"\b(?:{MONTHS}|{SEASONS}|century|decade)\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
 
 
@@ -208,7 +207,7 @@ def expected_answer_type(question: str) -> str | None:
 
 def _type_fits(expected: str | None, answer: str) -> bool:
     if expected == "time":
-        return bool(_YEARISH.search(answer) or _MONTHS.search(answer))
+        return bool(_YEARISH.search(answer) or _TIME_WORDS.search(answer))
     if expected == "number":
         return bool(_HAS_DIGIT.search(answer)) or bool(re.search(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|"
                                                              r"eleven|twelve|twenty|hundred|thousand|half|dozen)\b", answer, re.I))

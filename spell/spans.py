@@ -25,11 +25,11 @@ MAX_SPAN_CHARS = 60
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])|\n+")
 _ABBREVIATIONS = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|St|Mt|No|Co|Ltd|Inc|vs|etc|e\.g|i\.e)\.$")
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_SEASONS = "spring|summer|autumn|fall|winter"
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+SEASONS = "spring|summer|autumn|fall|winter"
 _DATE = re.compile(
-    rf"\b(?:\d{{1,2}} (?:{_MONTHS}) \d{{4}}|(?:{_MONTHS}) \d{{1,2}}, \d{{4}}|(?:{_MONTHS}) \d{{4}}|"
-    rf"(?:early |late )?(?:{_SEASONS}) of \d{{4}})\b"
+    rf"\b(?:\d{{1,2}} (?:{MONTHS}) \d{{4}}|(?:{MONTHS}) \d{{1,2}}, \d{{4}}|(?:{MONTHS}) \d{{4}}|"
+    rf"(?:early |late )?(?:{SEASONS}) of \d{{4}})\b"
 )
 # A number (currency, thousands separators, decimals, %) and up to two following lower-case words
 # that name what is counted ("14 families", "3.2 million euros"), or a unit-like word.
@@ -50,8 +50,12 @@ _NOT_NAMES = {
     "He", "She", "They", "We", "I", "His", "Her", "Their", "This", "That", "These", "Those", "There",
     "When", "Where", "While", "After", "Before", "With", "Within", "As", "If", "Each", "All", "Some",
     "No", "Not", "One", "Two", "Three", "Both", "Every", "Most", "Many", "Until", "Since", "During",
-    *_MONTHS.split("|"),
+    *MONTHS.split("|"),
 }
+
+_YEAR = re.compile(r"^(1[0-9]|20)[0-9]{2}$")
+_DIGIT = re.compile(r"[0-9]")
+_DATE_WORD = re.compile(rf"\b(?:{MONTHS}|{SEASONS})\b", re.IGNORECASE)
 
 
 def _text_of(doc: str | Mapping[str, object]) -> str:
@@ -129,3 +133,13 @@ def split_sentences(text: str) -> list[str]:
         else:
             out.append(piece)
     return out
+
+
+def span_kind(span: str) -> str:
+    """What a span is, as a cloze asks for it: "year" (1838), "date" (May 2041, spring of 1794),
+    "number" (1,250, $9.8 million) or "name"."""
+    if _YEAR.match(span):
+        return "year"
+    if _DATE_WORD.search(span) and _DIGIT.search(span):
+        return "date"
+    return "number" if _DIGIT.search(span) else "name"

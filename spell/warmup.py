@@ -33,10 +33,10 @@ from typing import Any, Mapping, Sequence
 from spell import prompts
 from spell.answers import normalize_answer
 from spell.config import role_max_tokens
-from spell.grounded import clozes, evidence_candidates, mc_options, span_kind
+from spell.grounded import clozes, evidence_candidates, mc_options
 from spell.loss import supervised_loss
 from spell.progress import NO_PROGRESS
-from spell.spans import candidate_spans
+from spell.spans import candidate_spans, span_kind
 from spell.trainers.base import TrainSequence
 
 ROLES = ("questioner", "responder", "verifier")

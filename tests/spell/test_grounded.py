@@ -10,11 +10,11 @@ import pytest
 
 from spell.grounded import (
     MAX_QUESTION_CHARS, cloze_question, clozes, evidence_candidates, mc_options, questioner_grammar, read_labelled_record,
-    span_kind, split_sentences, verifier_grammar, wrong_option_lists,
+    verifier_grammar, wrong_option_lists,
 )
 from spell.quality import question_quality
 from tests.support import REPO, accepts
-from spell.spans import candidate_spans
+from spell.spans import candidate_spans, span_kind, split_sentences
 
 MILL = ("In 1823 the engineer Tobias Quill built the first mill on the River Senn. It was paid for by Aldous "
         "Varrow, whose mother Elspeth Varrow had led 14 families to the ford in the spring of 1794. Dr. Ines Kell "
