@@ -309,9 +309,10 @@ class StructuredConfig:
     cloze_questions: bool = knob(
         False,
         "With grounded records, a QA or MC question is the cloze of its evidence sentence (Which "
-        "name|year|date|number completes \"... ___ ...\"?): the questioner chooses the fact, the grammar "
-        "writes the question, so it is well formed by construction (DocMath keeps a free question). "
-        "For a small model that cannot yet turn a sentence into a question (paper: off).",
+        "name|year|date|number completes \"... ___ ...\"?), and a DocMath question blanks two numbers "
+        "of one sentence and asks their difference or sum (the answer computed): the questioner chooses "
+        "the fact, the grammar writes the question, so it is well formed by construction. For a small "
+        "model that cannot yet turn a sentence into a question (paper: off).",
     )
 
 

@@ -35,9 +35,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from spell.answers import normalize_answer
+from spell.answers import normalize_answer, parse_number
 from spell.quality import question_quality
-from spell.spans import candidate_spans, numbers_stated, span_kind, split_sentences
+from spell.spans import DIGIT, candidate_spans, numbers_stated, span_kind, split_sentences
 
 # Question openings the grammar allows (each followed by at least 8 more characters and a "?").
 QUESTION_OPENINGS = (
@@ -93,25 +93,45 @@ def evidence_candidates(documents: Sequence[str | Mapping[str, object]], limit: 
 
 # ------------------------------------------------------------------------------ cloze questions
 
+BLANK = "___"
+
+
+def blanked_window(sentence: str, blanks: Sequence[tuple[int, int]]) -> str | None:
+    """`sentence` with each (start, end) character range as a blank, cut to CLOZE_CONTEXT_WORDS
+    words before the first blank and after the last (a mark stays on its blank: "___'s", "___,");
+    None when fewer than 3 words of context are left. Double quotes become single ones (the
+    window is quoted)."""
+    masked, at = [], 0
+    for start, end in sorted(blanks):
+        masked += [sentence[at:start], BLANK]
+        at = end
+    masked.append(sentence[at:])
+    words = "".join(masked).rstrip(" .!;:").split()
+    holes = [i for i, w in enumerate(words) if BLANK in w]
+    # A mark on the last blank counts as the first word after it.
+    after = CLOZE_CONTEXT_WORDS - bool(words[holes[-1]].split(BLANK)[-1])
+    window = words[max(0, holes[0] - CLOZE_CONTEXT_WORDS): holes[-1] + 1 + after]
+    if len(window) - len(holes) < 3:
+        return None
+    return " ".join(window).replace('"', "'")
+
+
+def _fits_question(question: str) -> str | None:
+    if len(question) - len("Which ") > MAX_QUESTION_CHARS or "\n" in question:
+        return None
+    return question
+
+
 def cloze_question(sentence: str, span: str) -> str | None:
     """'Which <kind> completes "<words> ___ <words>"?' for the first place `span` stands in
     `sentence` (a window of words around it); None when the span is not a whole-word part of it."""
     at = re.search(rf"(?<![\w]){re.escape(span)}(?![\w])", sentence)
     if at is None:
         return None
-    head, tail = sentence[: at.start()], sentence[at.end():].rstrip(" .!;:")
-    before, after = head.split()[-CLOZE_CONTEXT_WORDS:], tail.split()[:CLOZE_CONTEXT_WORDS]
-    if len(before) + len(after) < 3:
+    window = blanked_window(sentence, [at.span()])
+    if window is None or span.lower() in window.lower():  # stated twice: the blank would not hide it
         return None
-    # "Varrow's" and "Varrow," keep their mark on the blank: "___'s", "___,".
-    blank = "___" if not after or tail[:1].isspace() else "___" + after.pop(0)
-    window = " ".join([*before, blank, *after]).replace('"', "'")
-    if span.lower() in window.lower():  # stated twice: the blank would not hide it
-        return None
-    question = f'Which {span_kind(span)} completes "{window}"?'
-    if len(question) - len("Which ") > MAX_QUESTION_CHARS or "\n" in question:
-        return None
-    return question
+    return _fits_question(f'Which {span_kind(span)} completes "{window}"?')
 
 
 def clozes(evidence: Evidence, documents: Sequence[str | Mapping[str, object]]) -> list[tuple[str, str]]:
@@ -126,6 +146,99 @@ def clozes(evidence: Evidence, documents: Sequence[str | Mapping[str, object]]) 
         if len(out) == MAX_CLOZES_PER_SENTENCE:
             break
     return out
+
+
+# DocMath clozes (structured.cloze_questions): two quantities of one sentence blanked, and one
+# operation on them; the answer is computed here, so it is derived from the documents by
+# construction, and the responder must find the sentence to know the numbers.
+_SCALE_AFTER = re.compile(r"\s*(million|billion|thousand)\b", re.IGNORECASE)
+_ARITHMETIC = (
+    ("difference", "By how much do the two ___ differ in"),
+    ("sum", "What do the two ___ add up to in"),
+)
+_YEARS_APART = "How many years apart are the two ___ in"
+
+
+def _quantities(sentence: str) -> list[tuple[int, int, float, str]]:
+    """(start, end, value, unit) of each number of `sentence` that is a quantity: not glued to a
+    letter ("1st", "Q3", "RFC-7"), not part of a date span. The unit is "year" for a year, else
+    its currency sign, "%" and scale word ("$ million"): only quantities of one unit are combined."""
+    dated = [(m.start(), m.end()) for d in candidate_spans([sentence], limit=64) if span_kind(d) == "date"
+             for m in re.finditer(re.escape(d), sentence)]
+    out, at = [], 0
+    for text in numbers_stated(sentence):
+        start = sentence.index(text, at)
+        end = at = start + len(text)
+        glued = (start and (sentence[start - 1].isalpha() or sentence[start - 1] == "-")) or (
+            end < len(sentence) and (sentence[end].isalpha() or sentence[end] == "-"))
+        if glued or any(a <= start < b for a, b in dated):
+            continue
+        value = parse_number(text)
+        if value is None:
+            continue
+        scale = _SCALE_AFTER.match(sentence, end)
+        unit = "year" if span_kind(text) == "year" else (
+            (text[0] if text[0] in "$€£" else "") + ("%" if text.endswith("%") else "")
+            + (" " + scale.group(1).lower() if scale else ""))
+        out.append((start, end, value, unit))
+    return out
+
+
+def format_number(value: float) -> str:
+    """A computed answer as the DocMath rule reads it: an integer without a point, else at most
+    three decimals ("5.5", "0.125", "3100")."""
+    if abs(value - round(value)) < 1e-9:
+        return str(int(round(value)))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+MAX_RATIO = 10  # two quantities further apart than this are seldom one measure (a headcount, a $ amount)
+
+
+def _comparable(v1: float, v2: float) -> bool:
+    return v1 != v2 and v1 > 0 and v2 > 0 and max(v1, v2) <= MAX_RATIO * min(v1, v2)
+
+
+def arithmetic_questions(sentence: str) -> list[tuple[str, str]]:
+    """(question, answer) for each quantity and the next one of its unit, different and of one
+    magnitude: their difference and sum (for years: how many years apart), the two blanked in a
+    window of the sentence: 'By how much do the two ___ differ in "Revenue rose to $___ million
+    from ..."?'. A table row labelled by a period ("| Q1 FY2041 | 1,140 | 7.8 |") holds different
+    measures side by side and is left out; one labelled by a measure ("| Revenue | 9.8 | 11.6 |")
+    is not."""
+    if sentence.startswith("|") and DIGIT.search(sentence.strip("| ").split("|")[0]):
+        return []
+    by_unit: dict[str, list[tuple[int, int, float, str]]] = {}
+    for quantity in _quantities(sentence):
+        by_unit.setdefault(quantity[3], []).append(quantity)
+    pairs = sorted(pair for found in by_unit.values() for pair in zip(found, found[1:]))
+    out = []
+    for (s1, e1, v1, u1), (s2, e2, v2, _) in pairs:
+        if not _comparable(v1, v2):
+            continue
+        window = blanked_window(sentence, [(s1, e1), (s2, e2)])
+        if window is None:
+            continue
+        if u1 == "year":
+            asked = [(_YEARS_APART, abs(v2 - v1))]
+        else:
+            # Shares are compared, not added: a percentage gets only its difference (in points).
+            asked = [(frame, abs(v2 - v1) if op == "difference" else v1 + v2) for op, frame in _ARITHMETIC
+                     if op == "difference" or "%" not in u1]
+        shown = {parse_number(n) for n in numbers_stated(window)}
+        for frame, value in asked:
+            question = _fits_question(f'{frame} "{window}"?')
+            # A row's total column would give the sum away.
+            if question is not None and parse_number(format_number(value)) not in shown:
+                out.append((question, format_number(value)))
+    return out
+
+
+def arithmetic_clozes(evidence: Evidence, documents: Sequence[str | Mapping[str, object]]) -> list[tuple[str, str]]:
+    """The first MAX_CLOZES_PER_SENTENCE arithmetic questions of `evidence` that the question-quality
+    rule accepts over `documents` (as `clozes`, for DocMath)."""
+    return [(q, a) for q, a in arithmetic_questions(evidence.sentence)
+            if question_quality("docmath_qa", q, a, None, documents).ok][:MAX_CLOZES_PER_SENTENCE]
 
 
 # ------------------------------------------------------------------------------ grammars
@@ -196,10 +309,12 @@ def questioner_grammar(
     """The EBNF of a grounded questioner record for `task` over `documents`; None when the
     documents offer no usable evidence sentence (the caller falls back to the JSON schema).
 
-    `cloze` (structured.cloze_questions; QA and MC): the question is the cloze of the evidence
-    sentence, `Which name|year|date|number completes "... ___ ..."?` with the answer the blanked span,
-    so the questioner chooses the fact (the sentence and the span) and the grammar writes the rest.
-    DocMath keeps a free question: its answer is computed, not a span to blank.
+    `cloze` (structured.cloze_questions): the question is the cloze of the evidence sentence,
+    `Which name|year|date|number completes "... ___ ..."?` with the answer the blanked span, so the
+    questioner chooses the fact (the sentence and the span) and the grammar writes the rest. For
+    DocMath two quantities are blanked and the question asks their difference or sum
+    (`arithmetic_questions`), the answer computed; documents that offer no such pair get the free
+    DocMath question instead (a step keeps its DocMath prompt).
 
     `fits(text)`: whether a record of this text fits the questioner's token limit. A sentence (or
     cloze) whose shortest record would not fit is left out: the grammar would force text that the
@@ -213,7 +328,7 @@ def questioner_grammar(
     options = wrong_option_lists(all_spans) if task == "doc_mc" else {}
     longest = max(all_spans, key=len, default="")
     wrong_tail = f"\nWrong: {longest}" * 3 if task == "doc_mc" else ""
-    cloze = cloze and task != "docmath_qa"
+    cloze_of = arithmetic_clozes if task == "docmath_qa" else clozes
     blanks: dict[int, list[tuple[str, str]]] = {}
     evidence = []
     for e in evidence_candidates(documents):
@@ -221,12 +336,14 @@ def questioner_grammar(
             continue
         head = f"Evidence: {e.sentence}\nQuestion: "
         if cloze:
-            blanks[id(e)] = [(q, a) for q, a in clozes(e, documents) if fits(f"{head}{q}\nAnswer: {a}{wrong_tail}")]
+            blanks[id(e)] = [(q, a) for q, a in cloze_of(e, documents) if fits(f"{head}{q}\nAnswer: {a}{wrong_tail}")]
             if blanks[id(e)]:
                 evidence.append(e)
         elif fits(f"{head}What is the figure?\nAnswer: {max(e.spans, key=len) if task != 'docmath_qa' else '-1,000.25'}{wrong_tail}"):
             evidence.append(e)
     if not evidence:
+        if cloze and task == "docmath_qa":
+            return questioner_grammar(task, documents, cloze=False, fits=fits)
         return questioner_grammar(task, documents, cloze) if fits is not _always else None
     rules = ["root ::= " + " | ".join(f"e{i}" for i in range(len(evidence)))]
 
@@ -248,8 +365,9 @@ def questioner_grammar(
             rules.append(f'e{i} ::= {head} question "\\nAnswer: " ({" | ".join(answer_then_wrong(a) for a in dict.fromkeys(e.spans))})')
     for kind, spans in options.items():
         rules += _distinct_choice_rules(f"wrong_{kind}", spans, sep="\nWrong: ")
-    text = "\n".join(rules) + "\n" + ("" if cloze else _QUESTION_RULES)
-    return text + (_NUMBER_RULE if task == "docmath_qa" else "")
+    if cloze:
+        return "\n".join(rules) + "\n"
+    return "\n".join(rules) + "\n" + _QUESTION_RULES + (_NUMBER_RULE if task == "docmath_qa" else "")
 
 
 MAX_ANSWER_CHARS = 60

@@ -23,7 +23,7 @@ from spell.prompt_styles.common import (
     question_text,
 )
 
-PROMPT_VERSION = "spell-prompts-2026.12-2"
+PROMPT_VERSION = "spell-prompts-2026.12-3"
 DEFAULT_STYLE = "release"
 
 Message = dict[str, str]

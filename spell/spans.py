@@ -54,7 +54,7 @@ _NOT_NAMES = {
 }
 
 _YEAR = re.compile(r"^(1[0-9]|20)[0-9]{2}$")
-_DIGIT = re.compile(r"[0-9]")
+DIGIT = re.compile(r"[0-9]")
 _DATE_WORD = re.compile(rf"\b(?:{MONTHS}|{SEASONS})\b", re.IGNORECASE)
 
 
@@ -140,6 +140,6 @@ def span_kind(span: str) -> str:
     "number" (1,250, $9.8 million) or "name"."""
     if _YEAR.match(span):
         return "year"
-    if _DATE_WORD.search(span) and _DIGIT.search(span):
+    if _DATE_WORD.search(span) and DIGIT.search(span):
         return "date"
-    return "number" if _DIGIT.search(span) else "name"
+    return "number" if DIGIT.search(span) else "name"

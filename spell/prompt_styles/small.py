@@ -109,6 +109,11 @@ _CLOZE_BRIEF = {
         "sentence, and three different wrong answers: other names, dates or numbers of the same kind "
         "from the documents."
     ),
+    "docmath_qa": (
+        "Choose one sentence or table row of the documents that states two numbers of one kind. "
+        "Copy it after \"Evidence:\". Then ask by how much the two numbers differ, or what they add "
+        "up to, quoting its words with ___ in place of each number, and give the result as one number."
+    ),
 }
 _CLOZE_EXAMPLE = {
     "doc_general_qa": (
@@ -120,6 +125,11 @@ _CLOZE_EXAMPLE = {
         "Evidence: The lighthouse at Cape Morrow was built in 1871 by the engineer Ada Pell.\n"
         "Question: Which name completes \"Morrow was built in 1871 by the engineer ___\"?\n"
         "Answer: Ada Pell\nWrong: Tomas Reed\nWrong: Hugo Marsh\nWrong: Ilse Varga"
+    ),
+    "docmath_qa": (
+        "Evidence: The ferry carried 12,400 passengers in 2030 and 9,300 in 2031.\n"
+        "Question: By how much do the two ___ differ in \"The ferry carried ___ passengers in 2030 and ___ in 2031\"?\n"
+        "Answer: 3100"
     ),
 }
 _GROUNDED_ENDING = {
@@ -138,7 +148,8 @@ _ONE_LINE_ANSWER = {
 
 def grounded_questioner(task: str, documents: str, memory: Sequence[Mapping[str, Any]], cloze: bool = False) -> str:
     """The questioner's prompt for a grounded record: Evidence / Question / Answer (/ Wrong) lines;
-    `cloze`: the question is the evidence sentence's cloze (QA and MC; DocMath asks freely)."""
+    `cloze`: the question is the evidence sentence's cloze (DocMath: two numbers blanked, their
+    difference or sum asked)."""
     cloze = cloze and task in _CLOZE_BRIEF
     parts = [
         "Read the documents, then write one exam question about them.",

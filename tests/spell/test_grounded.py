@@ -10,11 +10,12 @@ import pytest
 
 from spell.grounded import (
     MAX_QUESTION_CHARS, cloze_question, clozes, evidence_candidates, mc_options, questioner_grammar, read_labelled_record,
-    verifier_grammar, wrong_option_lists,
+    arithmetic_clozes, arithmetic_questions, format_number, verifier_grammar, wrong_option_lists,
 )
+from spell.answers import parse_number
 from spell.quality import question_quality
 from tests.support import REPO, accepts
-from spell.spans import candidate_spans, span_kind, split_sentences
+from spell.spans import candidate_spans, numbers_stated, span_kind, split_sentences
 
 MILL = ("In 1823 the engineer Tobias Quill built the first mill on the River Senn. It was paid for by Aldous "
         "Varrow, whose mother Elspeth Varrow had led 14 families to the ford in the spring of 1794. Dr. Ines Kell "
@@ -135,8 +136,53 @@ def test_the_cloze_grammar_writes_the_question_and_the_questioner_chooses_the_fa
     mc = good + "\nWrong: Aldous Varrow\nWrong: Elspeth Varrow\nWrong: Ines Kell"
     assert accepts(compiler, questioner_grammar("doc_mc", [MILL], cloze=True), mc)
     assert not accepts(compiler, questioner_grammar("doc_mc", [MILL], cloze=True), mc.replace("Elspeth", "Aldous"))
-    # DocMath asks freely: its answer is computed, there is no span to blank
-    assert questioner_grammar("docmath_qa", [REPORT], cloze=True) == questioner_grammar("docmath_qa", [REPORT])
+
+
+FERRY = "The ferry carried 12,400 passengers in 2030 and 9,300 in 2031."
+
+
+def test_arithmetic_questions_blank_two_quantities_of_one_unit_and_compute_the_result():
+    assert arithmetic_questions(FERRY) == [
+        ('By how much do the two ___ differ in "The ferry carried ___ passengers in 2030 and ___ in 2031"?', "3100"),
+        ('What do the two ___ add up to in "The ferry carried ___ passengers in 2030 and ___ in 2031"?', "21700"),
+        ('How many years apart are the two ___ in "The ferry carried 12,400 passengers in ___ and 9,300 in ___"?', "1"),
+    ]
+    # The currency sign goes into the blank, the scale word stays; a percentage is not a $ amount.
+    assert arithmetic_questions(REPORT.splitlines()[0])[:2] == [
+        ('By how much do the two ___ differ in "Revenue was ___ million, up 8.5% from ___ million"?', "5.5"),
+        ('What do the two ___ add up to in "Revenue was ___ million, up 8.5% from ___ million"?', "134.5"),
+    ]
+    # Percentages are compared, not added.
+    assert [a for _, a in arithmetic_questions("The gross margin rose from 38.5% in spring to 41.4% in autumn.")] == ["2.9"]
+
+
+def test_arithmetic_questions_leave_out_what_is_not_one_measure():
+    assert arithmetic_questions("| Q1 FY2041 | 1,140 | 7.8 | 19.5 |") == []  # a period's row: different measures
+    assert [a for _, a in arithmetic_questions("| Revenue | 9.8 | 11.6 | 14.0 |")] == ["1.8", "21.4", "2.4", "25.6"]
+    assert arithmetic_questions("Headcount was 1,140 and the team spent 7.5 hours on each of them.") == []  # x150
+    # No part of a date, no number glued to letters or a dash, no zero.
+    assert arithmetic_questions("On 3 July 2041 the 2nd plant and plant Q3 opened with RFC-7 and 0 staff in all.") == []
+    assert arithmetic_questions("The team of 40 grew by 40 people over the year.") == []  # one value twice
+    # A result shown beside the blanks gives itself away: 10 + 5 is the total 15, 15 - 5 the 10.
+    assert [a for _, a in arithmetic_questions("| Boats | 10 | 5 | 15 |")] == ["5", "20"]
+
+
+@pytest.mark.parametrize("value, text", [(3100.0, "3100"), (5.5, "5.5"), (1 / 8, "0.125"), (2.0000000001, "2"),
+                                         (1 / 3, "0.333")])
+def test_computed_answers_are_written_as_the_docmath_rule_reads_them(value, text):
+    assert format_number(value) == text
+
+
+def test_the_docmath_cloze_grammar_offers_the_computed_records_and_falls_back_to_a_free_question(compiler):
+    grammar = questioner_grammar("docmath_qa", [REPORT], cloze=True)
+    good = ("Evidence: Revenue was $70.0 million, up 8.5% from $64.5 million.\nQuestion: By how much do the two ___ "
+            'differ in "Revenue was ___ million, up 8.5% from ___ million"?\nAnswer: 5.5')
+    assert accepts(compiler, grammar, good)
+    assert not accepts(compiler, grammar, good.replace("Answer: 5.5", "Answer: 6.5"))  # computed, not chosen
+    assert not accepts(compiler, grammar, good.split("Question: ")[0] + "Question: What was revenue growth?\nAnswer: 5.5")
+    # Documents without two quantities of one unit: the free DocMath question, not a lost prompt.
+    single = ["Revenue was $70.0 million in the quarter, its best quarter in five years of trading."]
+    assert questioner_grammar("docmath_qa", single, cloze=True) == questioner_grammar("docmath_qa", single)
 
 
 def test_the_grammar_offers_only_records_that_fit_the_token_limit():
@@ -165,6 +211,21 @@ def test_every_offered_cloze_passes_the_question_quality_rule():
                 assert answer in evidence.sentence and "___" in question and answer not in question
                 assert question_quality("doc_general_qa", question, answer, None, docs).ok, (question, answer)
     assert offered >= 100
+
+
+def test_every_offered_arithmetic_cloze_is_computed_from_its_sentence():
+    corpus = [json.loads(line) for line in (REPO / "samples" / "corpus" / "sample.jsonl").read_text().splitlines()]
+    numeric = [doc for doc in corpus if doc["numeric"]]
+    offered = 0
+    for start in range(0, len(numeric), 2):
+        docs = numeric[start:start + 2]
+        for evidence in evidence_candidates(docs):
+            for question, answer in arithmetic_clozes(evidence, docs):
+                offered += 1
+                window = question.split('"')[1]
+                assert question.count("___") == 3 and float(answer) not in {parse_number(n) for n in numbers_stated(window)}
+                assert question_quality("docmath_qa", question, answer, None, docs).ok, (question, answer)
+    assert offered >= 50
 
 
 def test_a_labelled_record_is_read_and_mc_letters_are_drawn_from_the_record():

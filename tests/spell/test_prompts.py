@@ -30,7 +30,7 @@ def content(messages):
 
 
 def test_prompt_version_names_this_wording():
-    assert PROMPT_VERSION == "spell-prompts-2026.12-2"
+    assert PROMPT_VERSION == "spell-prompts-2026.12-3"
 
 
 def test_an_unknown_style_or_task_is_refused():
