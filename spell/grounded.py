@@ -14,9 +14,10 @@ so every reference answer is found in the documents by construction, and the que
 right after the sentence it is about (turning a sentence into a question is within a small model's
 reach; inventing one from 1,500 tokens of text is not). Multiple choice adds three `Wrong:` lines,
 three different spans of the documents, of the answer's kind where the documents offer enough (a
-year for a year, a name for a name; without it SmolLM2 wrote the same wrong option twice); the four options are then put in an order drawn from the record
-itself (`mc_options`), so the model never has to track letters. DocMath's answer is a number
-(checked for being derived from the documents by spell/quality.py).
+year for a year, a name for a name; without it SmolLM2 wrote the same wrong option twice); the four
+options are then put in an order drawn from the record itself (`mc_options`), so the model never
+has to track letters. DocMath's answer is a number (checked for being derived from the documents by
+spell/quality.py).
 
 With cloze questions (structured.cloze_questions) the grammar writes the QA / MC question as well:
 `Which name|year|date|number completes "<words> ___ <words>"?`, the blank being the answer span, so the
@@ -268,8 +269,9 @@ def wrong_option_lists(spans: Sequence[str]) -> dict[str, list[str]]:
     """The spans an MC record's wrong options are drawn from, by kind: "any" (all distinct spans)
     and each kind (span_kind) with at least one more span than the wrong options, so that three of
     them can differ from an answer of that kind. Distinct as the quality rule compares options
-    (normalize_answer), in the spans' order. With fewer than three distinct spans there is no
-    "any" list and the grammar allows repeats (a record the quality rule then rejects)."""
+    (normalize_answer), in the spans' order. With fewer than three distinct spans, "any" repeats
+    them: the grammar then allows a repeated option (a record the quality rule rejects) rather
+    than no MC record at all."""
     distinct: dict[str, str] = {}
     for span in spans:
         distinct.setdefault(normalize_answer(span), span)
