@@ -283,21 +283,92 @@ def wrong_option_lists(spans: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def _distinct_choice_rules(name: str, items: Sequence[str], sep: str, n: int = WRONG_OPTIONS) -> list[str]:
-    """Rules for `name`: n of `items` joined by `sep`, each used once, in the items' order.
+def overlaps(option: str, answer: str) -> bool:
+    """Whether `option` would say (part of) `answer`, as the MC rules compare them: one normalised
+    text inside the other ("2041" beside "May 2041", "Elspeth" beside "Elspeth Varrow")."""
+    a, b = normalize_answer(option), normalize_answer(answer)
+    return a in b or b in a
+
+
+def _distinct_choice_rules(
+    name: str, items: Sequence[str], sep: str, n: int = WRONG_OPTIONS,
+    exclude: frozenset[int] = frozenset(), shared: str | None = None,
+) -> list[str]:
+    """Rules for `name`: n of `items` joined by `sep`, each used once, in the items' order, none of
+    the indices in `exclude`.
 
     `{name}_k_j` is "k items, the first at index j or later": item j then k-1 items after it, or
     k items from j+1 on. That is n x len(items) small rules, where listing every ordered choice
-    would be len(items)^n alternatives. (The order is the documents', as the warm-up writes them.)"""
+    would be len(items)^n alternatives. (The order is the documents', as the warm-up writes them.)
+    `shared`: the same chain without exclusions (already in the grammar), whose rules past the last
+    excluded index are the same and are referred to instead of repeated."""
     m = len(items)
-    if m < n:
-        raise ValueError(f"{name}: {n} distinct choices from {m} items")
-    rules = [f"{name} ::= {name}_{n}_0"]
+    free = [0] * (m + 1)  # free[j]: the items at index j or later that may be chosen
+    for j in range(m - 1, -1, -1):
+        free[j] = free[j + 1] + (j not in exclude)
+    if free[0] < n:
+        raise ValueError(f"{name}: {n} distinct choices from {free[0]} items")
+    last = max(exclude, default=-1)
+    reuse = shared is not None
+
+    def ref(k: int, j: int) -> str | None:
+        """The rule for k items from index j on ("" for none), None when there are too few."""
+        if free[j] < k:
+            return None
+        if k == 0:
+            return ""
+        return f"{shared if reuse and j > last else name}_{k}_{j}"
+
+    rules = [f"{name} ::= {ref(n, 0)}"]
     for k in range(1, n + 1):
-        for j in range(m - k + 1):
-            take = _lit(items[j]) + (f" {_lit(sep)} {name}_{k - 1}_{j + 1}" if k > 1 else "")
-            rules.append(f"{name}_{k}_{j} ::= {take}" + (f" | {name}_{k}_{j + 1}" if j < m - k else ""))
+        for j in range(m if not reuse else min(m, last + 1)):
+            if free[j] < k:
+                continue
+            alternatives = []
+            rest = ref(k - 1, j + 1)
+            if j not in exclude and rest is not None:
+                alternatives.append(_lit(items[j]) + (f" {_lit(sep)} {rest}" if rest else ""))
+            skip = ref(k, j + 1)
+            if skip is not None:
+                alternatives.append(skip)
+            rules.append(f"{name}_{k}_{j} ::= {' | '.join(alternatives)}")
     return rules
+
+
+class _WrongOptions:
+    """The wrong-option rules of one MC grammar: for each answer, three different spans (of its
+    kind where the documents offer enough, else of any kind) none of which overlaps it."""
+
+    def __init__(self, spans: Sequence[str]) -> None:
+        self.lists = wrong_option_lists(spans)
+        self.chains: dict[tuple[str, frozenset[int]], str] = {}
+
+    def rule_for(self, answer: str) -> str:
+        """The name of the rule for `answer`'s wrong options (made on first use)."""
+        for list_name in (span_kind(answer), "any"):
+            items = self.lists.get(list_name)
+            if items is None:
+                continue
+            exclude = frozenset(i for i, item in enumerate(items) if overlaps(item, answer))
+            if len(items) - len(exclude) >= WRONG_OPTIONS:
+                break
+        else:  # too few spans besides the answer: any three (the quality rule judges the record)
+            list_name, exclude = "any", frozenset()
+        key = (list_name, exclude)
+        if key not in self.chains:
+            self.chains[key] = f"wrong_{list_name}" + (f"_x{len(self.chains)}" if exclude else "")
+        return self.chains[key]
+
+    def rules(self) -> list[str]:
+        out = []
+        generic = {list_name for list_name, _ in self.chains}
+        for list_name in sorted(generic):
+            out += _distinct_choice_rules(f"wrong_{list_name}", self.lists[list_name], sep="\nWrong: ")
+        for (list_name, exclude), name in self.chains.items():
+            if exclude:
+                out += _distinct_choice_rules(name, self.lists[list_name], sep="\nWrong: ", exclude=exclude,
+                                              shared=f"wrong_{list_name}")
+        return out
 
 
 def _always(_text: str) -> bool:
@@ -327,7 +398,7 @@ def questioner_grammar(
         raise ValueError(f"unknown task {task!r}")
     fits = fits or _always
     all_spans = candidate_spans(documents, limit=64)
-    options = wrong_option_lists(all_spans) if task == "doc_mc" else {}
+    wrong_options = _WrongOptions(all_spans) if task == "doc_mc" else None
     longest = max(all_spans, key=len, default="")
     wrong_tail = f"\nWrong: {longest}" * 3 if task == "doc_mc" else ""
     cloze_of = arithmetic_clozes if task == "docmath_qa" else clozes
@@ -350,11 +421,10 @@ def questioner_grammar(
     rules = ["root ::= " + " | ".join(f"e{i}" for i in range(len(evidence)))]
 
     def answer_then_wrong(answer: str) -> str:
-        """The answer literal and, for MC, the three wrong options of its kind."""
-        if task != "doc_mc":
+        """The answer literal and, for MC, its three wrong options."""
+        if wrong_options is None:
             return _lit(answer)
-        kind = span_kind(answer) if span_kind(answer) in options else "any"
-        return f'{_lit(answer)} "\\nWrong: " wrong_{kind}'
+        return f'{_lit(answer)} "\\nWrong: " {wrong_options.rule_for(answer)}'
 
     for i, e in enumerate(evidence):
         head = f'"Evidence: " {_lit(e.sentence)} "\\nQuestion: "'
@@ -365,8 +435,8 @@ def questioner_grammar(
             rules.append(f'e{i} ::= {head} question "\\nAnswer: " number')
         else:
             rules.append(f'e{i} ::= {head} question "\\nAnswer: " ({" | ".join(answer_then_wrong(a) for a in dict.fromkeys(e.spans))})')
-    for kind, spans in options.items():
-        rules += _distinct_choice_rules(f"wrong_{kind}", spans, sep="\nWrong: ")
+    if wrong_options is not None:
+        rules += wrong_options.rules()
     if cloze:
         return "\n".join(rules) + "\n"
     return "\n".join(rules) + "\n" + _QUESTION_RULES + (_NUMBER_RULE if task == "docmath_qa" else "")

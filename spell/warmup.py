@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 from spell import prompts
 from spell.answers import normalize_answer
 from spell.config import role_max_tokens
-from spell.grounded import clozes, evidence_candidates, mc_options
+from spell.grounded import clozes, evidence_candidates, mc_options, overlaps
 from spell.loss import supervised_loss
 from spell.progress import NO_PROGRESS
 from spell.spans import candidate_spans, span_kind
@@ -82,14 +82,13 @@ def rule_pairs(corpus: Any, docs_per_question: int, rng: random.Random) -> list[
 
 def _other_spans(answer: str, kind: str, spans: Sequence[str]) -> list[str]:
     """The distinct spans (as the quality rule compares options: normalize_answer) of `kind` that
-    neither are, hold, nor sit inside `answer` ("May 2041" is no wrong option beside "2041"), in
-    order: the first three are a choice the MC questioner grammar allows (grounded.wrong_option_lists)."""
-    key = normalize_answer(answer)
+    do not overlap `answer` ("May 2041" is no wrong option beside "2041"), in order: the first three
+    are a choice the MC questioner grammar allows (grounded.questioner_grammar)."""
     seen: set[str] = set()
     out = []
     for span in spans:
         low = normalize_answer(span)
-        if span_kind(span) == kind and low not in seen and key not in low and low not in key:
+        if span_kind(span) == kind and low not in seen and not overlaps(span, answer):
             seen.add(low)
             out.append(span)
     return out

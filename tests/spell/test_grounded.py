@@ -3,11 +3,13 @@ sentences, the grammars (compiled by xgrammar against SmolLM2's tokenizer) and t
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 
 import pytest
 
+from spell import grounded
 from spell.grounded import (
     MAX_QUESTION_CHARS, cloze_question, clozes, evidence_candidates, mc_options, questioner_grammar, read_labelled_record,
     arithmetic_clozes, arithmetic_questions, format_number, verifier_grammar, wrong_option_lists,
@@ -69,6 +71,32 @@ def test_mc_wrong_options_are_three_different_spans_of_the_answers_kind(compiler
             "Question: When was the first mill built?\nAnswer: 1823")
     assert accepts(compiler, grammar, year + "\nWrong: spring of 1794\nWrong: 14\nWrong: 1794")
     assert not accepts(compiler, grammar, year + "\nWrong: 1794\nWrong: 14\nWrong: 1794")
+
+
+def test_an_mc_answer_is_never_its_own_wrong_option_nor_part_of_one(compiler):
+    """SmolLM2 chose the answer itself as a wrong option ("Lindqvist Bay" twice) and "30" beside
+    "30 centimetres": the answer's wrong options leave out every span that overlaps it."""
+    grammar = questioner_grammar("doc_mc", [MILL])
+    head = ("Evidence: It was paid for by Aldous Varrow, whose mother Elspeth Varrow had led 14 families to the ford "
+            "in the spring of 1794.\nQuestion: Who paid for it?\nAnswer: Aldous Varrow")
+    assert accepts(compiler, grammar, head + "\nWrong: Tobias Quill\nWrong: River Senn\nWrong: Elspeth Varrow")
+    assert not accepts(compiler, grammar, head + "\nWrong: Tobias Quill\nWrong: Aldous Varrow\nWrong: Ines Kell")
+    numbers = ("Evidence: It was paid for by Aldous Varrow, whose mother Elspeth Varrow had led 14 families to the ford "
+               "in the spring of 1794.\nQuestion: How many families did she lead?\nAnswer: 14 families")
+    assert accepts(compiler, grammar, numbers + "\nWrong: spring of 1794\nWrong: 1823\nWrong: 1794")
+    assert not accepts(compiler, grammar, numbers + "\nWrong: 1823\nWrong: 14\nWrong: 1794")  # "14" is in the answer
+
+
+def test_distinct_choice_rules_take_each_allowed_ordered_choice_and_nothing_else(compiler):
+    items = ["Ada", "Bo", "Cy", "Di", "Ed", "Flo"]
+    shared = grounded._distinct_choice_rules("pick", items, sep=", ")
+    for exclude in (frozenset(), frozenset({1}), frozenset({0, 3}), frozenset({5}), frozenset({2, 4})):
+        rules = shared + (grounded._distinct_choice_rules("pickx", items, sep=", ", exclude=exclude, shared="pick")
+                          if exclude else [])
+        grammar = "root ::= " + ("pickx" if exclude else "pick") + "\n" + "\n".join(rules) + "\n"
+        for choice in itertools.permutations(range(len(items)), 3):
+            allowed = list(choice) == sorted(choice) and not set(choice) & exclude
+            assert accepts(compiler, grammar, ", ".join(items[i] for i in choice)) == allowed, (exclude, choice)
 
 
 def test_wrong_option_lists_are_distinct_by_kind_and_need_one_more_than_three():
