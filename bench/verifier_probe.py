@@ -15,7 +15,9 @@ A verifier that says one word whatever it is shown has one of the two rates near
 `--train N` first trains the verifier alone on N of the warm-up's own verifier examples (spell/warmup.py:
 cloze questions of the sample corpus, half YES with the reference as the candidate, half NO with
 another span of its kind; `warmup.lr`, `warmup.batch_sequences`, one pass, each example weighing the
-same), to see how many a 135M model needs before it tells a match from a mismatch.
+same), to see how many a 135M model needs before it tells a match from a mismatch. It trains with a
+plain torch AdamW (the preset's weight decay and betas, no gradient clip), not the product's
+trainer: a probe of what the examples teach, not a copy of the warm-up.
 """
 
 from __future__ import annotations

@@ -228,32 +228,33 @@ def test_the_grammar_offers_only_records_that_fit_the_token_limit():
     assert "Tobias Quill built" in free and "Elspeth" not in free
 
 
-def test_every_offered_cloze_passes_the_question_quality_rule():
+def _offered(make, numeric_only: bool = False):
+    """(documents, evidence, question, answer) for each cloze `make` offers over the sample corpus,
+    taken two documents at a time."""
     corpus = [json.loads(line) for line in (REPO / "samples" / "corpus" / "sample.jsonl").read_text().splitlines()]
-    offered = 0
+    corpus = [doc for doc in corpus if doc["numeric"] or not numeric_only]
     for start in range(0, len(corpus), 2):
         docs = corpus[start:start + 2]
         for evidence in evidence_candidates(docs):
-            for question, answer in clozes(evidence, docs):
-                offered += 1
-                assert answer in evidence.sentence and "___" in question and answer not in question
-                assert question_quality("doc_general_qa", question, answer, None, docs).ok, (question, answer)
-    assert offered >= 100
+            for question, answer in make(evidence, docs):
+                yield docs, evidence, question, answer
+
+
+def test_every_offered_cloze_passes_the_question_quality_rule():
+    offered = list(_offered(clozes))
+    for docs, evidence, question, answer in offered:
+        assert answer in evidence.sentence and "___" in question and answer not in question
+        assert question_quality("doc_general_qa", question, answer, None, docs).ok, (question, answer)
+    assert len(offered) >= 100
 
 
 def test_every_offered_arithmetic_cloze_is_computed_from_its_sentence():
-    corpus = [json.loads(line) for line in (REPO / "samples" / "corpus" / "sample.jsonl").read_text().splitlines()]
-    numeric = [doc for doc in corpus if doc["numeric"]]
-    offered = 0
-    for start in range(0, len(numeric), 2):
-        docs = numeric[start:start + 2]
-        for evidence in evidence_candidates(docs):
-            for question, answer in arithmetic_clozes(evidence, docs):
-                offered += 1
-                window = question.split('"')[1]
-                assert question.count("___") == 3 and float(answer) not in {parse_number(n) for n in numbers_stated(window)}
-                assert question_quality("docmath_qa", question, answer, None, docs).ok, (question, answer)
-    assert offered >= 50
+    offered = list(_offered(arithmetic_clozes, numeric_only=True))
+    for docs, _evidence, question, answer in offered:
+        window = question.split('"')[1]
+        assert question.count("___") == 3 and float(answer) not in {parse_number(n) for n in numbers_stated(window)}
+        assert question_quality("docmath_qa", question, answer, None, docs).ok, (question, answer)
+    assert len(offered) >= 50
 
 
 def test_a_labelled_record_is_read_and_mc_letters_are_drawn_from_the_record():
