@@ -24,8 +24,10 @@ def test_it_serves_the_product_and_stops_everything_on_ctrl_c(tmp_path, db):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(SPELL_VAR_DIR=str(tmp_path / "var"), PORT=str(port), SPELL_TESTING="1")
+    # Started with SIGINT ignored, as a shell's background job is: Ctrl-C must still stop it.
     launcher = subprocess.Popen([sys.executable, "-m", "webapp.launcher", "--no-model"], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline, health = time.monotonic() + 120, None
         while time.monotonic() < deadline and launcher.poll() is None:
@@ -43,7 +45,13 @@ def test_it_serves_the_product_and_stops_everything_on_ctrl_c(tmp_path, db):
         assert len(started) >= 4  # redis, daphne, worker (+ pool), beat
     finally:
         launcher.send_signal(signal.SIGINT)
-        output, _ = launcher.communicate(timeout=60)
+        try:
+            output, _ = launcher.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            for child in psutil.Process(launcher.pid).children(recursive=True):
+                child.kill()
+            launcher.kill()
+            raise
     assert "created the first admin" in output and "SPELL Studio is up" in output
     assert (tmp_path / "var" / "admin-password.txt").exists()
     time.sleep(1)
