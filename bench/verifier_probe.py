@@ -68,7 +68,7 @@ def warm_verifier(model, tokenizer, examples: int, corpus_path: Path, seed: int 
     from spell.rollout import Corpus
     from spell.warmup import build_examples
 
-    cfg = with_overrides(preset("cpu-demo"), {"warmup.examples_per_role": examples})
+    cfg = with_overrides(preset("cpu-demo"), {"warmup.verifier_examples": examples})
     records = read_corpus_jsonl(corpus_path)
     corpus = Corpus.from_records(records, lambda texts: [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts])
     chosen = [e for e in build_examples(corpus, cfg, seed) if e.role == "verifier"]

@@ -401,7 +401,14 @@ class WarmupConfig:
         "cloze question on a fact sentence, its span as the answer) in each role's own prompt and "
         "format (spell/warmup.py); for a small model that cannot start playing alone (paper: off).",
     )
-    examples_per_role: int = knob(32, "Warm-up examples for each of the three roles.", minimum=1)
+    examples_per_role: int = knob(32, "Warm-up examples for the questioner and for the responder.", minimum=1)
+    verifier_examples: int = knob(
+        32,
+        "Warm-up examples for the verifier, half YES (the reference itself) and half NO (another span "
+        "of its kind). Telling a match from a mismatch takes far more than learning a format: SmolLM2 "
+        "says one word to every pair after 128 and tells them apart after 512 (bench/verifier_probe.py).",
+        minimum=1,
+    )
     epochs: int = knob(1, "Passes over the warm-up examples.", minimum=1)
     batch_sequences: int = knob(8, "Warm-up examples per optimizer step.", minimum=1)
     lr: float = knob(5e-5, "Warm-up learning rate (then optim.lr).", minimum=0, open_minimum=True)
@@ -543,9 +550,8 @@ def preset(name: str) -> RunConfig:
                 # half of the eligible groups instead.
                 "selfplay.verifier_share": 0.5,
                 "selfplay.verifier_batch": "share",
-                # MC letters and DocMath numbers are judged exactly by the rule; a 135M verifier
-                # says YES to nearly everything (P(YES) 0.98 on right and wrong answers alike), so it
-                # judges only free-form QA, where the rule (cover-EM) misses paraphrases.
+                # MC letters and DocMath numbers are judged exactly by the rule; the verifier judges
+                # free-form QA, where the rule (cover-EM) misses paraphrases.
                 "selfplay.verifier_tasks": ["doc_general_qa"],
                 # A record that is not a question about its documents (a fragment, schema text, an
                 # answer found nowhere in them) is a format error, not a hard question to reward.
@@ -556,6 +562,9 @@ def preset(name: str) -> RunConfig:
                 # SmolLM2 starts by copying the prompts' examples and placeholders and saying YES to
                 # every answer: a short supervised pass on rule-made examples from the corpus first.
                 "warmup.enabled": True,
+                # As shipped SmolLM2 says YES to every answer, after 128 examples NO to every one; after
+                # 512 it tells the reference from another answer of its kind on held-out pairs.
+                "warmup.verifier_examples": 512,
                 # The context is the prompt limit (no length stages): the documents are short.
                 "length_curriculum.enabled": False,
                 "sampling.max_response_tokens": 160,

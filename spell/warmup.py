@@ -108,8 +108,9 @@ def _wrong_spans(pair: RulePair, local: Sequence[str], pool: dict[str, list[str]
 
 
 def build_examples(corpus: Any, cfg: Any, seed: int) -> list[Example]:
-    """The warm-up examples of a corpus: up to `warmup.examples_per_role` for each role, the same
-    list on every rank (a pure function of the corpus, the config and the seed)."""
+    """The warm-up examples of a corpus: up to `warmup.examples_per_role` for the questioner and the
+    responder and `warmup.verifier_examples` for the verifier, the same list on every rank (a pure
+    function of the corpus, the config and the seed)."""
     rng = random.Random(seed)
     pairs = rule_pairs(corpus, cfg.tasks.docs_per_question, rng)
     rng.shuffle(pairs)
@@ -118,23 +119,23 @@ def build_examples(corpus: Any, cfg: Any, seed: int) -> list[Example]:
         for span in candidate_spans(corpus.docs(cluster.doc_ids), limit=64):
             pool.setdefault(span_kind(span), []).append(span)
     n = cfg.warmup.examples_per_role
-    examples = _responder_and_verifier(corpus, cfg, pairs, pool, n, rng)
+    examples = _responder_and_verifier(corpus, cfg, pairs, pool, n, cfg.warmup.verifier_examples, rng)
     if cfg.structured.questioner and cfg.structured.grounded:
         examples += _questioner(corpus, cfg, pairs, n)
     rng.shuffle(examples)
     return examples
 
 
-def _responder_and_verifier(corpus, cfg, pairs, pool, n, rng) -> list[Example]:
-    """Half the responder examples general QA, half MC (three wrong options of the answer's kind);
-    the verifier's as many YES as NO."""
+def _responder_and_verifier(corpus, cfg, pairs, pool, n, n_verifier, rng) -> list[Example]:
+    """`n` responder examples, half general QA, half MC (three wrong options of the answer's kind);
+    `n_verifier` verifier examples, as many YES as NO."""
     style = cfg.prompts.style
     one_line = cfg.structured.responder and cfg.structured.grounded
     decision_only = cfg.structured.verifier and cfg.structured.grounded
     responder: list[Example] = []
     verifier: list[Example] = []
     for i, pair in enumerate(pairs):
-        if len(responder) >= n and len(verifier) >= n:
+        if len(responder) >= n and len(verifier) >= n_verifier:
             break
         docs = corpus.docs(pair.doc_ids)
         wrong = _wrong_spans(pair, candidate_spans(docs, limit=64), pool, rng)
@@ -148,12 +149,12 @@ def _responder_and_verifier(corpus, cfg, pairs, pool, n, rng) -> list[Example]:
                 responder.append(Example("responder", "doc_general_qa", prompts.responder_messages(
                     "doc_general_qa", docs, pair.question, None, style=style, grounded=one_line),
                     f"The correct answer is {pair.answer}"))
-        if len(verifier) < n and wrong:
+        if len(verifier) < n_verifier and wrong:
             for candidate, verdict in ((pair.answer, "YES"), (rng.choice(wrong), "NO")):
                 verifier.append(Example("verifier", "doc_general_qa", prompts.verifier_messages(
                     "doc_general_qa", pair.question, candidate, pair.answer, None, structured=cfg.structured.verifier,
                     style=style, grounded=decision_only), verdict))
-    return responder[:n] + verifier[:n]
+    return responder[:n] + verifier[:n_verifier]
 
 
 def _questioner(corpus, cfg, pairs, n) -> list[Example]:

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FAST_KNOBS = {
     "run__steps": "50",
     "warmup__examples_per_role": "2",  # the warm-up as small as the rest of the run
+    "warmup__verifier_examples": "2",
     "tasks__docs_per_question": "2",
     "tasks__mix": "doc_general_qa=1.0, doc_mc=1.0, docmath_qa=0.0",
     "selfplay__group_size": "2",

@@ -24,7 +24,7 @@ TINY_SETTINGS = [
     "tasks.docs_per_question=2", "selfplay.questions_per_task=1", "selfplay.group_size=2",
     "selfplay.verifier_samples=2", "selfplay.batch_groups=2", "selfplay.max_generation_batches=1",
     "sampling.max_response_tokens=4", "memory.new_docs_per_round=1", "eval.at_start=false",
-    "checkpoint.every_steps=1", "warmup.examples_per_role=2",
+    "checkpoint.every_steps=1", "warmup.examples_per_role=2", "warmup.verifier_examples=2",
 ]
 
 
@@ -232,7 +232,8 @@ def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
     # as still proves it: one step, one question per task, two rollouts and two votes each.
     small = ["run.steps=1", "eval.at_start=false", "selfplay.questions_per_task=1", "selfplay.group_size=2",
              "selfplay.verifier_samples=2", "selfplay.batch_groups=3", "sampling.questioner_max_tokens=80",
-             "sampling.responder_max_tokens=16", "warmup.examples_per_role=1"]
+             "sampling.responder_max_tokens=16", "warmup.examples_per_role=1",
+             "warmup.verifier_examples=2"]
     proc = subprocess.run(
         spell_cmd("train", "--preset", "cpu-demo", "--model", str(model), "--corpus", str(corpus), "--out", str(out),
                   "--no-progress", *[a for s in small for a in ("--set", s)]),

@@ -39,7 +39,7 @@ def corpus() -> Corpus:
 
 
 def cfg(**overrides):
-    return with_overrides(preset("cpu-demo"), {"warmup.examples_per_role": 6, **overrides})
+    return with_overrides(preset("cpu-demo"), {"warmup.examples_per_role": 6, "warmup.verifier_examples": 6, **overrides})
 
 
 def test_every_rule_pair_passes_the_question_quality_rule_it_is_scored_by():
@@ -53,11 +53,11 @@ def test_every_rule_pair_passes_the_question_quality_rule_it_is_scored_by():
 
 
 def test_examples_cover_the_three_roles_in_their_own_formats():
-    examples = build_examples(corpus(), cfg(), seed=0)
+    examples = build_examples(corpus(), cfg(**{"warmup.verifier_examples": 4}), seed=0)
     roles = Counter(e.role for e in examples)
-    assert roles == {"questioner": 6, "responder": 6, "verifier": 6}
+    assert roles == {"questioner": 6, "responder": 6, "verifier": 4}  # the verifier has its own count
     verdicts = Counter(e.completion for e in examples if e.role == "verifier")
-    assert verdicts == {"YES": 3, "NO": 3}
+    assert verdicts == {"YES": 2, "NO": 2}
     for e in examples:
         prompt = e.messages[0]["content"]
         if e.role == "responder" and e.task == "doc_mc":
