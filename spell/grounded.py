@@ -38,7 +38,7 @@ from typing import Callable, Mapping, Sequence
 
 from spell.answers import normalize_answer, parse_number
 from spell.quality import question_quality
-from spell.spans import DIGIT, candidate_spans, numbers_stated, span_kind, split_sentences
+from spell.spans import DIGIT, candidate_spans, is_label, numbers_stated, span_kind, split_sentences
 
 # Question openings the grammar allows (each followed by at least 8 more characters and a "?").
 QUESTION_OPENINGS = (
@@ -132,7 +132,7 @@ def cloze_question(sentence: str, span: str) -> str | None:
     window = blanked_window(sentence, [at.span()])
     if window is None or span.lower() in window.lower():  # stated twice: the blank would not hide it
         return None
-    return _fits_question(f'Which {span_kind(span)} completes "{window}"?')
+    return _fits_question(f'Which {span_kind(span, sentence[:at.start()])} completes "{window}"?')
 
 
 def clozes(evidence: Evidence, documents: Sequence[str | Mapping[str, object]]) -> list[tuple[str, str]]:
@@ -162,7 +162,7 @@ _YEARS_APART = "How many years apart are the two ___ in"
 
 def _quantities(sentence: str) -> list[tuple[int, int, float, str]]:
     """(start, end, value, unit) of each number of `sentence` that is a quantity: not glued to a
-    letter ("1st", "Q3", "RFC-7"), not part of a date span. The unit is "year" for a year, else
+    letter ("1st", "Q3", "RFC-7"), not a label ("issue 1142"), not part of a date span. The unit is "year" for a year, else
     its currency sign, "%" and scale word ("$ million"): only quantities of one unit are combined."""
     dated = [(m.start(), m.end()) for d in candidate_spans([sentence], limit=64) if span_kind(d) == "date"
              for m in re.finditer(re.escape(d), sentence)]
@@ -172,7 +172,7 @@ def _quantities(sentence: str) -> list[tuple[int, int, float, str]]:
         end = at = start + len(text)
         glued = (start and (sentence[start - 1].isalpha() or sentence[start - 1] == "-")) or (
             end < len(sentence) and (sentence[end].isalpha() or sentence[end] == "-"))
-        if glued or any(a <= start < b for a, b in dated):
+        if glued or is_label(sentence[:start]) or any(a <= start < b for a, b in dated):
             continue
         value = parse_number(text)
         if value is None:

@@ -54,6 +54,14 @@ _NOT_NAMES = {
 }
 
 _YEAR = re.compile(r"^(1[0-9]|20)[0-9]{2}$")
+# A number right after one of these words labels a thing ("issue 1142", "room 1204", "No. 1850"):
+# it is no year, and no quantity to add or subtract.
+_LABEL_BEFORE = re.compile(
+    r"(?:\b(?:issue|issues|ticket|case|bug|number|no\.|nr\.|item|order|invoice|page|pages|room|flat|"
+    r"suite|route|bus|flight|train|platform|gate|pier|berth|lot|unit|model|version|serial|code|batch|"
+    r"rfc|pr|pull request)|#)\s*$",
+    re.IGNORECASE,
+)
 DIGIT = re.compile(r"[0-9]")
 _DATE_WORD = re.compile(rf"\b(?:{MONTHS}|{SEASONS})\b", re.IGNORECASE)
 
@@ -135,11 +143,17 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def span_kind(span: str) -> str:
+def is_label(before: str) -> bool:
+    """Whether a number preceded by the text `before` labels a thing (issue 1142, room 12)."""
+    return bool(_LABEL_BEFORE.search(before[-40:]))
+
+
+def span_kind(span: str, before: str = "") -> str:
     """What a span is, as a cloze asks for it: "year" (1838), "date" (May 2041, spring of 1794),
-    "number" (1,250, $9.8 million) or "name"."""
+    "number" (1,250, $9.8 million; "1142" in "issue 1142") or "name". `before` is the text that
+    precedes the span where it stands, when known."""
     if _YEAR.match(span):
-        return "year"
+        return "number" if is_label(before) else "year"
     if _DATE_WORD.search(span) and DIGIT.search(span):
         return "date"
     return "number" if DIGIT.search(span) else "name"

@@ -125,6 +125,23 @@ def test_span_kinds(span, kind):
     assert span_kind(span) == kind
 
 
+@pytest.mark.parametrize("before, kind", [("The data-loss incident of issue ", "number"), ("Fixed in #", "number"),
+                                          ("She lived in room ", "number"), ("No. ", "number"),
+                                          ("The mill opened in ", "year"), ("By ", "year"), ("", "year"),
+                                          ("The tissue of ", "year")])  # "tissue" is not "issue"
+def test_a_four_digit_number_after_a_label_word_is_a_number_not_a_year(before, kind):
+    assert span_kind("1142", before) == kind
+
+
+def test_a_labelled_number_is_asked_as_a_number_and_never_counted_as_years():
+    sentence = "The bug was reported on 27 November 2040 as issue 1142 and fixed in 1.0 by 2041."
+    assert cloze_question(sentence, "1142") == 'Which number completes "was reported on 27 November 2040 as issue ___ and fixed in 1.0 by 2041"?'
+    assert cloze_question("The mill opened in 1142 beside the river Senn and closed later.", "1142").startswith("Which year")
+    # Issue numbers are neither added nor taken for years; the years beside them still are.
+    assert arithmetic_questions("Issue 1142 was filed in 2040 and issue 1187 was filed in 2041.") == [
+        ('How many years apart are the two ___ in "Issue 1142 was filed in ___ and issue 1187 was filed in ___"?', "1")]
+
+
 def test_a_cloze_question_blanks_the_span_and_keeps_its_context():
     q = cloze_question("In 1823 the engineer Tobias Quill built the first mill on the River Senn.", "Tobias Quill")
     assert q == 'Which name completes "In 1823 the engineer ___ built the first mill on the River Senn"?'
