@@ -162,8 +162,9 @@ _YEARS_APART = "How many years apart are the two ___ in"
 
 def _quantities(sentence: str) -> list[tuple[int, int, float, str]]:
     """(start, end, value, unit) of each number of `sentence` that is a quantity: not glued to a
-    letter ("1st", "Q3", "RFC-7"), not a label ("issue 1142"), not part of a date span. The unit is "year" for a year, else
-    its currency sign, "%" and scale word ("$ million"): only quantities of one unit are combined."""
+    letter ("1st", "Q3", "RFC-7"), not a label ("issue 1142"), not part of a date span. The unit is
+    "year" for a year, else its currency sign, "%" and scale word ("$ million"): only quantities of
+    one unit are combined."""
     dated = [(m.start(), m.end()) for d in candidate_spans([sentence], limit=64) if span_kind(d) == "date"
              for m in re.finditer(re.escape(d), sentence)]
     out, at = [], 0
