@@ -199,10 +199,18 @@ def row_length(batch: Sequence[TrainSequence], row: Sequence[int]) -> int:
     return len(batch[row[0]].prompt_ids) + sum(len(batch[i].response_ids) for i in row)
 
 
+# A row joins a micro-batch only if it is at least this share of the micro-batch's longest row, so
+# at most half of what the model runs is padding. Without it a batch that mixes a 1.5K-token
+# questioner row with 100-token verifier rows pads the short ones to 1.5K: 67% of the cpu-demo
+# warm-up's positions were padding (bench/packing.py).
+MIN_ROW_FILL = 0.5
+
+
 def pack_rows(batch: Sequence[TrainSequence], rows: list[list[int]], token_budget: int) -> list[list[list[int]]]:
     """Group rows into micro-batches whose padded size (rows x longest) fits the budget.
 
-    Longest first, greedy: similar lengths share a micro-batch, so little is padding. A row
+    Longest first, greedy: similar lengths share a micro-batch, and a row shorter than
+    MIN_ROW_FILL of the micro-batch's longest starts a new one, so little is padding. A row
     longer than the budget gets a micro-batch of its own."""
     order = sorted(range(len(rows)), key=lambda r: (-row_length(batch, rows[r]), rows[r][0]))
     groups: list[list[list[int]]] = []
@@ -210,7 +218,7 @@ def pack_rows(batch: Sequence[TrainSequence], rows: list[list[int]], token_budge
         if groups:
             group = groups[-1]
             longest = row_length(batch, group[0])  # sorted: the first is the longest
-            if (len(group) + 1) * longest <= token_budget:
+            if (len(group) + 1) * longest <= token_budget and row_length(batch, rows[r]) >= MIN_ROW_FILL * longest:
                 group.append(rows[r])
                 continue
         groups.append([rows[r]])

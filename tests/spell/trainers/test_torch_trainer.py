@@ -43,9 +43,19 @@ def test_packing_fits_the_token_budget_longest_first():
     batch = toy_batch()  # lengths 5, 7, 9, 4
     # Budget 14: [9] alone (2 x 9 > 14), then [7, 5] (2 x 7 = 14), then [4].
     assert pack_micro_batches(batch, 14) == [[2], [1, 0], [3]]
-    assert pack_micro_batches(batch, 100) == [[2, 1, 0, 3]]
+    # Budget 100: 7 and 5 join the 9; 4 is under half of 9 and starts a micro-batch of its own.
+    assert pack_micro_batches(batch, 100) == [[2, 1, 0], [3]]
     # A sequence longer than the budget still gets its own micro-batch.
     assert pack_micro_batches(batch, 3) == [[2], [1], [0], [3]]
+
+
+def test_short_rows_are_not_padded_to_a_long_one():
+    """A warm-up batch: one questioner row with its documents, seven short verifier rows. Packed
+    together they would run 8 x 1,500 positions for 2,200 tokens."""
+    long = TrainSequence([1] * 1490, [2] * 10, [0.0] * 10, 1.0, "questioner")
+    short = [TrainSequence([1] * 97, [2] * 3, [0.0] * 3, 1.0, "verifier") for _ in range(7)]
+    groups = pack_micro_batches([long, *short], 16384)
+    assert groups == [[0], [1, 2, 3, 4, 5, 6, 7]]
 
 
 def test_collate_right_pads_and_marks_the_response():
@@ -63,7 +73,7 @@ def test_one_step_lowers_the_loss_of_the_batch(model_path):
     first = trainer.train_step(batch)
     second = trainer.train_step(batch)
     assert second["loss"] < first["loss"]
-    assert first["tokens"] == 13 and first["sequences"] == 4 and first["micro_batches"] == 1
+    assert first["tokens"] == 13 and first["sequences"] == 4 and first["micro_batches"] == 2  # [9, 7, 5], [4]
     assert first["grad_norm"] > 0 and first["seconds"] > 0
     assert trainer.steps_done == 2
 
