@@ -233,7 +233,7 @@ def test_smollm2_cpu_demo_step_through_the_cli(tmp_path):
     small = ["run.steps=1", "eval.at_start=false", "selfplay.questions_per_task=1", "selfplay.group_size=2",
              "selfplay.verifier_samples=2", "selfplay.batch_groups=3", "sampling.questioner_max_tokens=80",
              "sampling.responder_max_tokens=16", "warmup.examples_per_role=1",
-             "warmup.verifier_examples=2"]
+             "warmup.verifier_examples=1"]
     proc = subprocess.run(
         spell_cmd("train", "--preset", "cpu-demo", "--model", str(model), "--corpus", str(corpus), "--out", str(out),
                   "--no-progress", *[a for s in small for a in ("--set", s)]),
